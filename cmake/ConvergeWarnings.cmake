@@ -1,0 +1,28 @@
+# The one place that decides which warnings the project builds with.
+# Every converge target calls converge_target_warnings(); -Werror is added
+# when the CI environment variable is set so that local builds stay usable
+# while CI refuses any warning.
+set(CONVERGE_WARNINGS
+    -Wall
+    -Wextra
+    -Wpedantic
+    -Wshadow
+    -Wconversion
+    -Wsign-conversion
+    -Wnon-virtual-dtor
+    -Wold-style-cast
+    -Woverloaded-virtual
+    -Wnull-dereference
+    -Wimplicit-fallthrough)
+
+if(DEFINED ENV{CI})
+  list(APPEND CONVERGE_WARNINGS -Werror)
+endif()
+
+function(converge_target_warnings target)
+  get_target_property(type ${target} TYPE)
+  if(type STREQUAL "INTERFACE_LIBRARY")
+    return()
+  endif()
+  target_compile_options(${target} PRIVATE ${CONVERGE_WARNINGS})
+endfunction()

@@ -1,0 +1,71 @@
+// Shared representation of the causal CRDTs: a dot store and a causal
+// context. Each public causal type (EwFlag, MvRegister, CausalCounter, OrSet,
+// OrMap) derives from Causal<Store> and adds its own mutators and queries.
+
+#ifndef CONVERGE_CRDT_INTERNAL_CAUSAL_H_
+#define CONVERGE_CRDT_INTERNAL_CAUSAL_H_
+
+#include <utility>
+
+#include "crdt/causal_context.h"
+#include "crdt/dot_store.h"
+
+namespace converge::crdt::internal {
+
+struct CausalAccess;
+
+template <class S>
+class Causal {
+ public:
+  using Store = S;
+
+  [[nodiscard]] const Store& store() const { return store_; }
+  [[nodiscard]] const CausalContext& context() const { return context_; }
+
+  // The identity of Join: no live dots and nothing seen.
+  [[nodiscard]] bool IsBottom() const { return store_.empty() && context_.empty(); }
+
+  friend bool operator==(const Causal&, const Causal&) = default;
+
+ protected:
+  Causal() = default;
+  Causal(Store store, CausalContext context)
+      : store_(std::move(store)), context_(std::move(context)) {}
+
+  void JoinCausal(const Causal& other) {
+    if (this == &other) return;  // idempotent, and the store join must not alias
+    JoinStore(store_, context_, other.store_, other.context_);
+    context_.Join(other.context_);
+  }
+
+  // A delta that removes every live dot of `store` (observed remove): an
+  // empty store whose context holds exactly those dots.
+  template <class Derived>
+  static Derived RemovalOf(const Store& store) {
+    Derived delta;
+    store.ForEachDot([&](const Dot& d) { delta.context_.Insert(d); });
+    return delta;
+  }
+
+  Store store_;
+  CausalContext context_;
+
+  friend struct CausalAccess;
+};
+
+// Gives OrMap (which lends its shared context to embedded values) and the
+// codec access to the parts of any causal type.
+struct CausalAccess {
+  template <class T>
+  static typename T::Store& StoreOf(T& value) {
+    return static_cast<Causal<typename T::Store>&>(value).store_;
+  }
+  template <class T>
+  static CausalContext& ContextOf(T& value) {
+    return static_cast<Causal<typename T::Store>&>(value).context_;
+  }
+};
+
+}  // namespace converge::crdt::internal
+
+#endif  // CONVERGE_CRDT_INTERNAL_CAUSAL_H_

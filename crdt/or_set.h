@@ -1,0 +1,115 @@
+// OrSet<T>: an add-wins observed-remove set (the optimized OR-set of Bieniusa
+// et al. 2012 in its delta-state form).
+//
+// Each element carries the dots of the adds that introduced it. Remove drops
+// the dots it has observed, so an add concurrent with the remove (whose dot
+// the remove could not see) survives: add wins. Re-adding a present element
+// replaces its dots with one new dot, so metadata stays at most one dot per
+// element per replica; the causal context stays a version vector. No
+// tombstones are kept.
+//
+// T needs std::hash<T> and operator==; Elements() sorts when T is totally
+// ordered. Add is O(1) expected and its delta is O(1) in the size of the set.
+
+#ifndef CONVERGE_CRDT_OR_SET_H_
+#define CONVERGE_CRDT_OR_SET_H_
+
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <ostream>
+#include <utility>
+#include <vector>
+
+#include "crdt/causal_context.h"
+#include "crdt/dot_store.h"
+#include "crdt/internal/causal.h"
+#include "crdt/replica_id.h"
+
+namespace converge::crdt {
+
+template <class T>
+class OrSet : public internal::Causal<DotMap<T, DotSet>> {
+  using Base = internal::Causal<DotMap<T, DotSet>>;
+
+ public:
+  OrSet() = default;
+  static OrSet FromParts(DotMap<T, DotSet> store, CausalContext context) {
+    return OrSet(std::move(store), std::move(context));
+  }
+
+  // Adds `value` with a new dot of `replica`; the delta holds the element
+  // with that dot and a context of the new dot plus the element's previous
+  // dots (so the re-add supersedes them everywhere).
+  OrSet Add(ReplicaId replica, T value) {
+    OrSet delta;
+    const Dot dot = this->context_.NextDot(replica);
+    delta.context_.Insert(dot);
+    this->store_.Modify(value, [&](DotSet& dots) {
+      dots.ForEachDot([&](const Dot& old) { delta.context_.Insert(old); });
+      dots = DotSet(dot);
+    });
+    delta.store_.Insert(std::move(value), DotSet(dot));
+    return delta;
+  }
+
+  // Removes `value` as observed here. Removing an absent element is a no-op
+  // and returns the bottom delta.
+  OrSet Remove(const T& value) {
+    OrSet delta;
+    const DotSet* dots = this->store_.Find(value);
+    if (dots == nullptr) return delta;
+    dots->ForEachDot([&](const Dot& d) { delta.context_.Insert(d); });
+    this->store_.Erase(value);
+    return delta;
+  }
+
+  // Removes every element observed here.
+  OrSet Clear() {
+    OrSet delta = Base::template RemovalOf<OrSet>(this->store_);
+    this->store_.clear();
+    return delta;
+  }
+
+  [[nodiscard]] bool Contains(const T& value) const { return this->store_.Contains(value); }
+  [[nodiscard]] std::size_t size() const { return this->store_.size(); }
+  [[nodiscard]] bool empty() const { return this->store_.empty(); }
+
+  // The elements, sorted when T is totally ordered.
+  [[nodiscard]] std::vector<T> Elements() const {
+    std::vector<T> elements;
+    elements.reserve(size());
+    for (const auto& entry : this->store_.entries()) elements.push_back(entry.key);
+    if constexpr (std::totally_ordered<T>) std::sort(elements.begin(), elements.end());
+    return elements;
+  }
+
+  // Calls f(const T&) for every element, in no particular order.
+  template <class F>
+  void ForEach(F&& f) const {
+    for (const auto& entry : this->store_.entries()) f(entry.key);
+  }
+
+  void Join(const OrSet& other) { this->JoinCausal(other); }
+
+  // Capacity hint for bulk loading.
+  void reserve(std::size_t n) { this->store_.reserve(n); }
+
+  friend std::ostream& operator<<(std::ostream& os, const OrSet& s) {
+    os << "OrSet{";
+    for (const auto& entry : s.store_.entries()) {
+      if constexpr (requires(std::ostream& o, const T& v) { o << v; }) os << entry.key;
+      os << "[";
+      entry.store.ForEachDot([&](const Dot& d) { os << d; });
+      os << "] ";
+    }
+    return os << s.context_ << "}";
+  }
+
+ private:
+  using Base::Base;
+};
+
+}  // namespace converge::crdt
+
+#endif  // CONVERGE_CRDT_OR_SET_H_
