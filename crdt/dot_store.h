@@ -403,15 +403,15 @@ class DotMap {
         KeySlot* slot = key_index_.Find(HashOf(entries_[i].key), [&](const KeySlot& s) {
           return s.index_plus_one == from;
         });
-        assert(slot != nullptr);
-        slot->index_plus_one = to;
+        assert(slot != nullptr);  // the key index holds every entry
+        if (slot != nullptr) slot->index_plus_one = to;
       }
       if (indexed()) {
         entries_[i].store.ForEachDot([&](const Dot& d) {
           DotSlot* slot =
               dot_index_.Find(std::hash<Dot>{}(d), [&](const DotSlot& s) { return s.dot == d; });
-          assert(slot != nullptr);
-          slot->index_plus_one = to;
+          assert(slot != nullptr);  // the dot index holds every live dot
+          if (slot != nullptr) slot->index_plus_one = to;
         });
       }
     }
