@@ -1,0 +1,316 @@
+// Reference models: each type against its sequential specification.
+//
+// 1 to 3 replicas take turns applying random operations; every delta is
+// joined into every other replica at once, so the execution is sequential
+// and each replica's value must equal a plain C++ model (std::set, std::map,
+// an integer) after every step.
+
+#include <gtest/gtest.h>
+// rapidcheck/gtest.h needs gtest first.
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "crdt/crdt.h"
+
+namespace converge::crdt {
+namespace {
+
+// A generic operation: the spec interprets the fields.
+struct ModelOp {
+  int kind = 0;
+  int key = 0;
+  int sub = 0;
+  std::uint64_t n = 0;
+};
+
+void showValue(const ModelOp& op, std::ostream& os) {
+  os << "{kind=" << op.kind << " key=" << op.key << " sub=" << op.sub << " n=" << op.n << "}";
+}
+
+rc::Gen<ModelOp> GenOps(int kinds, int keys) {
+  return rc::gen::construct<ModelOp>(rc::gen::inRange(0, kinds), rc::gen::inRange(0, keys),
+                                     rc::gen::inRange(0, keys),
+                                     rc::gen::inRange<std::uint64_t>(0, 20));
+}
+
+// Runs the sequential execution for one Spec. A Spec provides:
+//   using T, Model; static constexpr int kKinds, kKeys;
+//   explicit Spec(std::size_t replicas);
+//   T Apply(const ModelOp&, T&, std::size_t replica);   // mutate, return delta
+//   void ApplyModel(const ModelOp&, Model&);
+//   void Delivered(const T& delta, std::size_t replica);  // optional hook
+//   static Model ValueOf(const T&);
+template <class Spec>
+void CheckSequentialModel() {
+  EXPECT_TRUE(rc::check([] {
+    const auto n = *rc::gen::inRange<std::size_t>(1, 4);
+    Spec spec(n);
+    std::vector<typename Spec::T> replicas(n);
+    typename Spec::Model model{};
+    const int steps = *rc::gen::inRange(1, 60);
+    for (int s = 0; s < steps; ++s) {
+      const auto op = *GenOps(Spec::kKinds, Spec::kKeys);
+      const auto i = *rc::gen::inRange<std::size_t>(0, n);
+      const typename Spec::T delta = spec.Apply(op, replicas[i], i);
+      spec.ApplyModel(op, model);
+      for (std::size_t j = 0; j < n; ++j) {
+        if (j == i) continue;
+        replicas[j].Join(delta);
+        spec.Delivered(delta, j);
+      }
+      for (const auto& r : replicas) RC_ASSERT(Spec::ValueOf(r) == model);
+    }
+  }));
+}
+
+ReplicaId Id(std::size_t replica) { return ReplicaId{replica + 1}; }
+
+struct NoHooks {
+  explicit NoHooks(std::size_t) {}
+  template <class T>
+  void Delivered(const T&, std::size_t) {}
+};
+
+struct GCounterSpec : NoHooks {
+  using NoHooks::NoHooks;
+  using T = GCounter;
+  using Model = std::uint64_t;
+  static constexpr int kKinds = 1, kKeys = 1;
+  T Apply(const ModelOp& op, T& c, std::size_t r) { return c.Increment(Id(r), op.n); }
+  void ApplyModel(const ModelOp& op, Model& m) { m += op.n; }
+  static Model ValueOf(const T& c) { return c.Value(); }
+};
+
+struct PnCounterSpec : NoHooks {
+  using NoHooks::NoHooks;
+  using T = PnCounter;
+  using Model = std::int64_t;
+  static constexpr int kKinds = 2, kKeys = 1;
+  T Apply(const ModelOp& op, T& c, std::size_t r) {
+    return op.kind == 0 ? c.Increment(Id(r), op.n) : c.Decrement(Id(r), op.n);
+  }
+  void ApplyModel(const ModelOp& op, Model& m) {
+    m += op.kind == 0 ? static_cast<std::int64_t>(op.n) : -static_cast<std::int64_t>(op.n);
+  }
+  static Model ValueOf(const T& c) { return c.Value(); }
+};
+
+// LWW with one hybrid logical clock per replica, all reading one physical
+// clock that sometimes jumps backward. Replicas observe the timestamps they
+// receive, so in a sequential execution the last assignment always wins —
+// even when physical time went back.
+struct LwwSpec {
+  using T = LwwRegister<int>;
+  using Model = std::optional<int>;
+  static constexpr int kKinds = 3, kKeys = 5;
+  explicit LwwSpec(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) clocks.emplace_back([this] { return physical; });
+  }
+  LwwSpec(const LwwSpec&) = delete;
+  LwwSpec& operator=(const LwwSpec&) = delete;
+  T Apply(const ModelOp& op, T& reg, std::size_t r) {
+    if (op.kind == 1) physical += op.n;                          // time passes
+    if (op.kind == 2) physical -= std::min(physical, op.n * 7);  // clock jumps back
+    return reg.Assign(Id(r), clocks[r], op.key);
+  }
+  void ApplyModel(const ModelOp& op, Model& m) { m = op.key; }
+  void Delivered(const T& delta, std::size_t r) {
+    ASSERT_TRUE(delta.write().has_value());
+    ASSERT_TRUE(clocks[r].Observe(delta.write()->timestamp).has_value());
+  }
+  static Model ValueOf(const T& reg) {
+    return reg.Value() == nullptr ? std::nullopt : std::optional<int>(*reg.Value());
+  }
+  std::uint64_t physical = 1'000'000;
+  std::vector<Hlc> clocks;
+};
+
+struct MvRegisterSpec : NoHooks {
+  using NoHooks::NoHooks;
+  using T = MvRegister<int>;
+  using Model = std::vector<int>;
+  static constexpr int kKinds = 4, kKeys = 5;
+  T Apply(const ModelOp& op, T& reg, std::size_t r) {
+    return op.kind == 0 ? reg.Clear() : reg.Assign(Id(r), op.key);
+  }
+  void ApplyModel(const ModelOp& op, Model& m) {
+    m = op.kind == 0 ? Model{} : Model{op.key};
+  }
+  static Model ValueOf(const T& reg) { return reg.Values(); }
+};
+
+struct EwFlagSpec : NoHooks {
+  using NoHooks::NoHooks;
+  using T = EwFlag;
+  using Model = bool;
+  static constexpr int kKinds = 2, kKeys = 1;
+  T Apply(const ModelOp& op, T& f, std::size_t r) {
+    return op.kind == 0 ? f.Enable(Id(r)) : f.Disable();
+  }
+  void ApplyModel(const ModelOp& op, Model& m) { m = op.kind == 0; }
+  static Model ValueOf(const T& f) { return f.Value(); }
+};
+
+struct CausalCounterSpec : NoHooks {
+  using NoHooks::NoHooks;
+  using T = CausalCounter;
+  using Model = std::uint64_t;
+  static constexpr int kKinds = 4, kKeys = 1;
+  T Apply(const ModelOp& op, T& c, std::size_t r) {
+    switch (op.kind) {
+      case 0:
+        return c.Reset();
+      case 1:
+        return c.Set(Id(r), op.n);
+      default:
+        return c.Increment(Id(r), op.n);
+    }
+  }
+  void ApplyModel(const ModelOp& op, Model& m) {
+    m = op.kind == 0 ? 0 : op.kind == 1 ? op.n : m + op.n;
+  }
+  static Model ValueOf(const T& c) { return c.Value(); }
+};
+
+struct OrSetSpec : NoHooks {
+  using NoHooks::NoHooks;
+  using T = OrSet<std::string>;
+  using Model = std::set<std::string>;
+  static constexpr int kKinds = 7, kKeys = 15;
+  static std::string Element(int k) { return "e" + std::to_string(k); }
+  T Apply(const ModelOp& op, T& s, std::size_t r) {
+    if (op.kind == 0) return s.Clear();
+    if (op.kind <= 3) return s.Remove(Element(op.key));
+    return s.Add(Id(r), Element(op.key));
+  }
+  void ApplyModel(const ModelOp& op, Model& m) {
+    if (op.kind == 0) {
+      m.clear();
+    } else if (op.kind <= 3) {
+      m.erase(Element(op.key));
+    } else {
+      m.insert(Element(op.key));
+    }
+  }
+  static Model ValueOf(const T& s) {
+    const std::vector<std::string> elements = s.Elements();
+    return Model(elements.begin(), elements.end());
+  }
+};
+
+// The cart: sku -> quantity.
+struct CartSpec : NoHooks {
+  using NoHooks::NoHooks;
+  using T = OrMap<std::string, CausalCounter>;
+  using Model = std::map<std::string, std::uint64_t>;
+  static constexpr int kKinds = 8, kKeys = 12;
+  static std::string Sku(int k) { return "sku-" + std::to_string(k); }
+  T Apply(const ModelOp& op, T& cart, std::size_t r) {
+    const std::string sku = Sku(op.key);
+    switch (op.kind) {
+      case 0:
+        return cart.Clear();
+      case 1:
+      case 2:
+        return cart.Remove(sku);
+      case 3:
+        return cart.Update(sku, [&](CausalCounter& q) { return q.Set(Id(r), op.n); });
+      case 4:
+        return cart.Update(sku, [&](CausalCounter& q) { return q.Reset(); });
+      default:
+        return cart.Update(sku, [&](CausalCounter& q) { return q.Increment(Id(r), op.n); });
+    }
+  }
+  void ApplyModel(const ModelOp& op, Model& m) {
+    const std::string sku = Sku(op.key);
+    switch (op.kind) {
+      case 0:
+        m.clear();
+        break;
+      case 1:
+      case 2:
+      case 4:
+        m.erase(sku);
+        break;
+      case 3:
+        if (op.n == 0) {
+          m.erase(sku);
+        } else {
+          m[sku] = op.n;
+        }
+        break;
+      default:
+        if (op.n > 0) m[sku] += op.n;
+    }
+  }
+  static Model ValueOf(const T& cart) {
+    Model m;
+    cart.ForEach([&](const std::string& sku, const CausalCounter& q) { m[sku] = q.Value(); });
+    return m;
+  }
+};
+
+// Nested maps: key -> set of enabled flags.
+struct NestedSpec : NoHooks {
+  using NoHooks::NoHooks;
+  using Inner = OrMap<int, EwFlag>;
+  using T = OrMap<int, Inner>;
+  using Model = std::map<int, std::set<int>>;
+  static constexpr int kKinds = 6, kKeys = 10;
+  T Apply(const ModelOp& op, T& m, std::size_t r) {
+    switch (op.kind) {
+      case 0:
+        return m.Remove(op.key);
+      case 1:
+        return m.Update(op.key, [&](Inner& in) { return in.Remove(op.sub); });
+      case 2:
+        return m.Update(op.key,
+                        [&](Inner& in) { return in.Update(op.sub, [](EwFlag& f) { return f.Disable(); }); });
+      default:
+        return m.Update(op.key, [&](Inner& in) {
+          return in.Update(op.sub, [&](EwFlag& f) { return f.Enable(Id(r)); });
+        });
+    }
+  }
+  void ApplyModel(const ModelOp& op, Model& m) {
+    if (op.kind == 0) {
+      m.erase(op.key);
+    } else if (op.kind <= 2) {
+      if (auto it = m.find(op.key); it != m.end()) {
+        it->second.erase(op.sub);
+        if (it->second.empty()) m.erase(it);
+      }
+    } else {
+      m[op.key].insert(op.sub);
+    }
+  }
+  static Model ValueOf(const T& m) {
+    Model model;
+    m.ForEach([&](int k, const Inner& inner) {
+      inner.ForEach([&](int sub, const EwFlag& f) {
+        if (f.Value()) model[k].insert(sub);
+      });
+    });
+    return model;
+  }
+};
+
+TEST(SequentialModel, GCounter) { CheckSequentialModel<GCounterSpec>(); }
+TEST(SequentialModel, PnCounter) { CheckSequentialModel<PnCounterSpec>(); }
+TEST(SequentialModel, LwwRegisterWithHlc) { CheckSequentialModel<LwwSpec>(); }
+TEST(SequentialModel, MvRegister) { CheckSequentialModel<MvRegisterSpec>(); }
+TEST(SequentialModel, EwFlag) { CheckSequentialModel<EwFlagSpec>(); }
+TEST(SequentialModel, CausalCounter) { CheckSequentialModel<CausalCounterSpec>(); }
+TEST(SequentialModel, OrSet) { CheckSequentialModel<OrSetSpec>(); }
+TEST(SequentialModel, CartOrMap) { CheckSequentialModel<CartSpec>(); }
+TEST(SequentialModel, NestedOrMap) { CheckSequentialModel<NestedSpec>(); }
+
+}  // namespace
+}  // namespace converge::crdt
