@@ -14,6 +14,7 @@
 #include <concepts>
 #include <optional>
 #include <ostream>
+#include <tuple>
 #include <utility>
 
 #include "crdt/hlc.h"

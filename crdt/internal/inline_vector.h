@@ -133,16 +133,18 @@ class InlineVector {
   void clear() { ClearAll(); }
 
   // Releases heap memory when the contents fit inline again.
+  // An empty heap_ may still hold capacity (left by erasing every element or
+  // by reserve()) while the elements, if any, are inline: release it too.
   void shrink_to_fit() {
-    if (!OnHeap()) return;
-    if (heap_.size() <= 1) {
-      const bool one = heap_.size() == 1;
-      if (one) inline_ = heap_.front();
-      heap_ = std::vector<T>();
-      inline_size_ = one ? 1 : 0;
-    } else {
+    if (heap_.size() > 1) {
       heap_.shrink_to_fit();
+      return;
     }
+    if (heap_.size() == 1) {
+      inline_ = heap_.front();
+      inline_size_ = 1;
+    }
+    heap_ = std::vector<T>();
   }
 
   [[nodiscard]] std::size_t heap_bytes() const { return heap_.capacity() * sizeof(T); }
