@@ -144,7 +144,7 @@ class DotFun {
 
   template <class Keep>
   void Filter(Keep&& keep) {
-    std::erase_if(items_, [&](const Item& item) { return !keep(item.dot); });
+    erase_if(items_, [&](const Item& item) { return !keep(item.dot); });  // ADL: std or internal
   }
 
   friend bool operator==(const DotFun&, const DotFun&) = default;
@@ -155,7 +155,18 @@ class DotFun {
                             [](const Item& item, const Dot& d) { return item.dot < d; });
   }
 
-  std::vector<Item> items_;
+  // One item inline when items are trivially copyable (counter amounts), so a
+  // CausalCounter delta allocates nothing.
+  template <class I>
+  struct Storage {
+    using type = std::vector<I>;
+  };
+  template <class I>
+    requires std::is_trivially_copyable_v<I>
+  struct Storage<I> {
+    using type = internal::InlineVector<I>;
+  };
+  typename Storage<Item>::type items_;
 };
 
 template <class V>
@@ -196,7 +207,7 @@ class DotMap {
   [[nodiscard]] std::span<const Entry> entries() const { return entries_; }
 
   [[nodiscard]] const S* Find(const K& key) const {
-    const std::size_t i = IndexOf(key, HashOf(key));
+    const std::size_t i = IndexOf(key);
     return i == kNone ? nullptr : &entries_[i].store;
   }
   [[nodiscard]] bool Contains(const K& key) const { return Find(key) != nullptr; }
@@ -226,8 +237,8 @@ class DotMap {
   template <class Key, class F>
     requires std::is_same_v<std::remove_cvref_t<Key>, K>
   void Modify(Key&& key, F&& f) {
-    const std::uint32_t hash = HashOf(key);
-    std::size_t i = IndexOf(key, hash);
+    std::uint32_t hash = 0;  // set by IndexOf when the key index exists
+    std::size_t i = IndexOf(key, &hash);
     const bool created = i == kNone;
     if (created) {
       entries_.push_back(Entry{std::forward<Key>(key), S{}});
@@ -261,7 +272,7 @@ class DotMap {
   void Insert(K key, S store) {
     assert(!Contains(key));
     assert(!store.empty());
-    const std::uint32_t hash = HashOf(key);
+    const std::uint32_t hash = keyed() ? HashOf(key) : 0;
     entries_.push_back(Entry{std::move(key), std::move(store)});
     const std::size_t i = entries_.size() - 1;
     if (keyed()) key_index_.Insert(KeySlot{hash, ToSlotIndex(i)});
@@ -271,7 +282,7 @@ class DotMap {
 
   // Removes `key` if present; returns whether it was.
   bool Erase(const K& key) {
-    const std::size_t i = IndexOf(key, HashOf(key));
+    const std::size_t i = IndexOf(key);
     if (i == kNone) return false;
     internal::InlineVector<Dot> dots;
     if (indexed()) entries_[i].store.ForEachDot([&](const Dot& d) { dots.push_back(d); });
@@ -340,13 +351,17 @@ class DotMap {
   [[nodiscard]] bool keyed() const { return key_index_.capacity() != 0; }
   [[nodiscard]] bool indexed() const { return dot_index_.capacity() != 0; }
 
-  std::size_t IndexOf(const K& key, std::uint32_t hash) const {
+  // Position of `key` in entries_, or kNone. Small maps are scanned; with a
+  // key index the key's hash is computed and, if hash_out is given, stored.
+  std::size_t IndexOf(const K& key, std::uint32_t* hash_out = nullptr) const {
     if (!keyed()) {
       for (std::size_t i = 0; i < entries_.size(); ++i) {
         if (entries_[i].key == key) return i;
       }
       return kNone;
     }
+    const std::uint32_t hash = HashOf(key);
+    if (hash_out != nullptr) *hash_out = hash;
     const KeySlot* slot = key_index_.Find(hash, [&](const KeySlot& s) {
       return s.hash == hash && entries_[s.index_plus_one - 1].key == key;
     });

@@ -149,6 +149,8 @@ class InlineVector {
 
   [[nodiscard]] std::size_t heap_bytes() const { return heap_.capacity() * sizeof(T); }
 
+  friend std::size_t erase_if(InlineVector& v, auto pred) { return v.erase_if(pred); }
+
   friend bool operator==(const InlineVector& a, const InlineVector& b) {
     return std::equal(a.begin(), a.end(), b.begin(), b.end());
   }
