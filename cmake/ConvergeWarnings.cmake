@@ -1,4 +1,7 @@
 # The one place that decides which warnings the project builds with.
+# -Wnull-dereference is deliberately absent: with GCC 12 it reports false
+# positives inside std::vector::_M_realloc_insert whenever inlining exposes
+# it, so whether it fires depends on the optimisation level.
 # Every converge target calls converge_target_warnings(); -Werror is added
 # when the CI environment variable is set so that local builds stay usable
 # while CI refuses any warning.
@@ -12,7 +15,6 @@ set(CONVERGE_WARNINGS
     -Wnon-virtual-dtor
     -Wold-style-cast
     -Woverloaded-virtual
-    -Wnull-dereference
     -Wimplicit-fallthrough)
 
 if(DEFINED ENV{CI})
