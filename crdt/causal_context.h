@@ -63,7 +63,8 @@ class CausalContext {
     std::uint64_t max = VectorCounter(replica);
     const auto it = std::upper_bound(cloud_.begin(), cloud_.end(),
                                      Dot{replica, std::numeric_limits<std::uint64_t>::max()});
-    if (it != cloud_.begin() && (it - 1)->replica == replica) max = std::max(max, (it - 1)->counter);
+    if (it != cloud_.begin() && (it - 1)->replica == replica)
+      max = std::max(max, (it - 1)->counter);
     return max;
   }
 
@@ -234,7 +235,8 @@ class CausalContext {
     Entry* entry = FindEntry(replica);
     auto first = std::lower_bound(cloud_.begin(), cloud_.end(), Dot{replica, 0});
     auto last = first;
-    while (last != cloud_.end() && last->replica == replica && last->counter <= entry->counter + 1) {
+    while (last != cloud_.end() && last->replica == replica &&
+           last->counter <= entry->counter + 1) {
       entry->counter = std::max(entry->counter, last->counter);
       ++last;
     }

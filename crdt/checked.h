@@ -26,8 +26,8 @@ namespace internal {
 inline std::uint64_t CheckedAdd(std::uint64_t a, std::uint64_t b, const char* what) {
   std::uint64_t sum = 0;
   if (__builtin_add_overflow(a, b, &sum)) {
-    throw CounterOverflow(std::string(what) + ": " + std::to_string(a) + " + " +
-                          std::to_string(b) + " exceeds 2^64-1");
+    throw CounterOverflow(std::string(what) + ": " + std::to_string(a) + " + " + std::to_string(b) +
+                          " exceeds 2^64-1");
   }
   return sum;
 }

@@ -22,7 +22,9 @@
 namespace converge::crdt {
 
 template <class T>
-concept Lattice = std::regular<T> && requires(T& a, const T& b) { a.Join(b); };
+concept Lattice = std::regular<T> && requires(T& a, const T& b) {
+  a.Join(b);
+};
 
 template <class T>
 concept DeltaCrdt = Lattice<T> && requires(const T& t) {

@@ -88,6 +88,8 @@ class DotSet {
   internal::InlineVector<Dot> dots_;
 };
 
+inline bool ContainsDot(const DotSet& s, const Dot& dot) { return s.Contains(dot); }
+
 inline void JoinStore(DotSet& s, const CausalContext& c, const DotSet& s2,
                       const CausalContext& c2) {
   // s ∩ s2 and s \ c2: drop our dots that the other side saw and dropped.
@@ -131,8 +133,7 @@ class DotFun {
     if (it != items_.end() && it->dot == dot) return;
     const auto pos = static_cast<std::size_t>(it - items_.begin());
     items_.push_back(Item{dot, std::move(value)});
-    std::rotate(items_.begin() + static_cast<std::ptrdiff_t>(pos), items_.end() - 1,
-                items_.end());
+    std::rotate(items_.begin() + static_cast<std::ptrdiff_t>(pos), items_.end() - 1, items_.end());
   }
 
   void clear() { items_.clear(); }
@@ -162,7 +163,7 @@ class DotFun {
     using type = std::vector<I>;
   };
   template <class I>
-    requires std::is_trivially_copyable_v<I>
+  requires std::is_trivially_copyable_v<I>
   struct Storage<I> {
     using type = internal::InlineVector<I>;
   };
@@ -170,8 +171,12 @@ class DotFun {
 };
 
 template <class V>
-void JoinStore(DotFun<V>& s, const CausalContext& c, const DotFun<V>& s2,
-               const CausalContext& c2) {
+bool ContainsDot(const DotFun<V>& s, const Dot& dot) {
+  return s.Contains(dot);
+}
+
+template <class V>
+void JoinStore(DotFun<V>& s, const CausalContext& c, const DotFun<V>& s2, const CausalContext& c2) {
   s.Filter([&](const Dot& d) { return s2.Contains(d) || !c2.Contains(d); });
   for (const auto& item : s2.items()) {
     if (!c.Contains(item.dot)) s.Insert(item.dot, item.value);
@@ -235,7 +240,7 @@ class DotMap {
   // the key. If f throws, f must leave the store unchanged (strong
   // guarantee), and the map is unchanged.
   template <class Key, class F>
-    requires std::is_same_v<std::remove_cvref_t<Key>, K>
+  requires std::is_same_v<std::remove_cvref_t<Key>, K>
   void Modify(Key&& key, F&& f) {
     std::uint32_t hash = 0;  // set by IndexOf when the key index exists
     std::size_t i = IndexOf(key, &hash);
@@ -245,7 +250,8 @@ class DotMap {
       i = entries_.size() - 1;
     }
     internal::InlineVector<Dot> before;
-    if (indexed() && !created) entries_[i].store.ForEachDot([&](const Dot& d) { before.push_back(d); });
+    if (indexed() && !created)
+      entries_[i].store.ForEachDot([&](const Dot& d) { before.push_back(d); });
     try {
       f(entries_[i].store);
     } catch (...) {
@@ -262,7 +268,7 @@ class DotMap {
     }
     if (created && keyed()) key_index_.Insert(KeySlot{hash, ToSlotIndex(i)});
     if (indexed()) {
-      for (const Dot& d : before.span()) EraseDot(d);
+      for (const Dot& d : before.span()) EraseDot(d, i);
       entries_[i].store.ForEachDot([&](const Dot& d) { InsertDot(d, i); });
     }
     MaybeBuildIndexes();
@@ -330,15 +336,28 @@ class DotMap {
     static std::uint64_t Hash(const KeySlot& s) { return s.hash; }
     static bool Empty(const KeySlot& s) { return s.index_plus_one == 0; }
   };
-  // Dot index slot: a dot and the index + 1 of the entry holding it.
+  // Dot index slot, 16 bytes: the dot's counter, 32 bits of its replica's
+  // hash, and the index + 1 of the entry holding it. The slot does not hold
+  // the whole dot, so a lookup confirms a match against the entry's store;
+  // erasing and re-pointing go by entry index, which is exact.
   struct DotSlot {
-    Dot dot;
+    std::uint64_t counter = 0;
+    std::uint32_t replica_tag = 0;
     std::uint32_t index_plus_one = 0;
   };
   struct DotTraits {
-    static std::uint64_t Hash(const DotSlot& s) { return std::hash<Dot>{}(s.dot); }
+    static std::uint64_t Hash(const DotSlot& s) {
+      return internal::Mix64(s.counter ^ (std::uint64_t{s.replica_tag} << 32));
+    }
     static bool Empty(const DotSlot& s) { return s.index_plus_one == 0; }
   };
+  static DotSlot SlotOf(const Dot& dot, std::uint32_t index_plus_one) {
+    return DotSlot{dot.counter, static_cast<std::uint32_t>(internal::Mix64(dot.replica.value())),
+                   index_plus_one};
+  }
+  static bool SameDot(const DotSlot& a, const DotSlot& b) {
+    return a.counter == b.counter && a.replica_tag == b.replica_tag;
+  }
 
   static std::uint32_t HashOf(const K& key) {
     return static_cast<std::uint32_t>(internal::Mix64(std::hash<K>{}(key)));
@@ -371,20 +390,24 @@ class DotMap {
   std::size_t IndexOfDot(const Dot& dot) const {
     if (!indexed()) {
       for (std::size_t i = 0; i < entries_.size(); ++i) {
-        bool found = false;
-        entries_[i].store.ForEachDot([&](const Dot& d) { found = found || d == dot; });
-        if (found) return i;
+        if (ContainsDot(entries_[i].store, dot)) return i;
       }
       return kNone;
     }
-    const DotSlot* slot =
-        dot_index_.Find(std::hash<Dot>{}(dot), [&](const DotSlot& s) { return s.dot == dot; });
+    const DotSlot probe = SlotOf(dot, 0);
+    const DotSlot* slot = dot_index_.Find(DotTraits::Hash(probe), [&](const DotSlot& s) {
+      return SameDot(s, probe) && ContainsDot(entries_[s.index_plus_one - 1].store, dot);
+    });
     return slot == nullptr ? kNone : slot->index_plus_one - 1;
   }
 
-  void InsertDot(const Dot& dot, std::size_t i) { dot_index_.Insert(DotSlot{dot, ToSlotIndex(i)}); }
-  void EraseDot(const Dot& dot) {
-    dot_index_.Erase(std::hash<Dot>{}(dot), [&](const DotSlot& s) { return s.dot == dot; });
+  void InsertDot(const Dot& dot, std::size_t i) { dot_index_.Insert(SlotOf(dot, ToSlotIndex(i))); }
+  // Erases the slot of `dot` held by entry i.
+  void EraseDot(const Dot& dot, std::size_t i) {
+    const DotSlot probe = SlotOf(dot, ToSlotIndex(i));
+    dot_index_.Erase(DotTraits::Hash(probe), [&](const DotSlot& s) {
+      return SameDot(s, probe) && s.index_plus_one == probe.index_plus_one;
+    });
   }
 
   void MaybeBuildIndexes(bool force = false) {
@@ -407,7 +430,7 @@ class DotMap {
                        [&](const KeySlot& s) { return s.index_plus_one == slot_index; });
     }
     if (indexed()) {
-      for (const Dot& d : dots) EraseDot(d);
+      for (const Dot& d : dots) EraseDot(d, i);
     }
     const std::size_t last = entries_.size() - 1;
     if (i != last) {
@@ -415,16 +438,17 @@ class DotMap {
       const std::uint32_t from = ToSlotIndex(last);
       const std::uint32_t to = ToSlotIndex(i);
       if (keyed()) {
-        KeySlot* slot = key_index_.Find(HashOf(entries_[i].key), [&](const KeySlot& s) {
-          return s.index_plus_one == from;
-        });
+        KeySlot* slot = key_index_.Find(HashOf(entries_[i].key),
+                                        [&](const KeySlot& s) { return s.index_plus_one == from; });
         assert(slot != nullptr);  // the key index holds every entry
         if (slot != nullptr) slot->index_plus_one = to;
       }
       if (indexed()) {
         entries_[i].store.ForEachDot([&](const Dot& d) {
-          DotSlot* slot =
-              dot_index_.Find(std::hash<Dot>{}(d), [&](const DotSlot& s) { return s.dot == d; });
+          const DotSlot probe = SlotOf(d, from);
+          DotSlot* slot = dot_index_.Find(DotTraits::Hash(probe), [&](const DotSlot& s) {
+            return SameDot(s, probe) && s.index_plus_one == from;
+          });
           assert(slot != nullptr);  // the dot index holds every live dot
           if (slot != nullptr) slot->index_plus_one = to;
         });
@@ -437,6 +461,11 @@ class DotMap {
   internal::ProbeTable<KeySlot, KeyTraits> key_index_;
   internal::ProbeTable<DotSlot, DotTraits> dot_index_;
 };
+
+template <class K, class S>
+bool ContainsDot(const DotMap<K, S>& s, const Dot& dot) {
+  return s.FindByDot(dot) != nullptr;
+}
 
 template <class K, class S>
 void JoinStore(DotMap<K, S>& s, const CausalContext& c, const DotMap<K, S>& s2,

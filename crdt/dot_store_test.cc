@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -701,6 +702,36 @@ TEST(DotMapJoinTest, NestedMapAgreesWithReferenceOnEveryPath) {
   const std::uint64_t seed = TestSeed(4321);
   CheckJoinsAgainstReference<RefNested>(seed, 3);
   CheckJoinsAgainstReference<RefNested>(seed + 1, 20);
+}
+
+// The dot index stores 32 bits of a replica's hash, not the replica; two
+// replicas whose tags collide must still resolve to their own entries.
+TEST(DotMapTest, DotIndexResolvesReplicasWithCollidingTags) {
+  std::unordered_map<std::uint32_t, std::uint64_t> seen;
+  std::uint64_t r1 = 0, r2 = 0;
+  for (std::uint64_t r = 1; r2 == 0; ++r) {
+    const auto tag = static_cast<std::uint32_t>(internal::Mix64(r));
+    const auto [it, fresh] = seen.emplace(tag, r);
+    if (!fresh) {
+      r1 = it->second;
+      r2 = r;
+    }
+  }
+  const Dot d1{ReplicaId{r1}, 7}, d2{ReplicaId{r2}, 7};
+  SetMap m;
+  for (int k = 0; k < 20; ++k)
+    m.Insert(k + 100, DotSet(Dot{kA, static_cast<std::uint64_t>(k) + 1}));
+  m.Insert(1, DotSet(d1));
+  m.Insert(2, DotSet(d2));
+  EXPECT_EQ(KeyOfDot(m, d1), 1);
+  EXPECT_EQ(KeyOfDot(m, d2), 2);
+  EXPECT_TRUE(m.Erase(1));
+  EXPECT_EQ(m.FindByDot(d1), nullptr);
+  EXPECT_EQ(KeyOfDot(m, d2), 2);
+  m.Insert(1, DotSet(d1));
+  EXPECT_TRUE(m.Erase(2));  // moves the last entry (key 1) into the hole
+  EXPECT_EQ(KeyOfDot(m, d1), 1);
+  EXPECT_EQ(m.FindByDot(d2), nullptr);
 }
 
 // ---------------------------------------------------------------------------

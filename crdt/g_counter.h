@@ -41,8 +41,8 @@ class GCounter {
     GCounter delta;
     if (n == 0) return delta;
     Entry* e = Find(replica);
-    const std::uint64_t now = internal::CheckedAdd(e == nullptr ? 0 : e->count, n,
-                                                   "GCounter::Increment");
+    const std::uint64_t now =
+        internal::CheckedAdd(e == nullptr ? 0 : e->count, n, "GCounter::Increment");
     if (e != nullptr) {
       e->count = now;
     } else {

@@ -71,7 +71,8 @@ class LwwRegister {
   friend std::ostream& operator<<(std::ostream& os, const LwwRegister& r) {
     if (!r.write_) return os << "LwwRegister{}";
     os << "LwwRegister{@" << r.write_->timestamp << " by " << r.write_->writer;
-    if constexpr (requires(std::ostream& o, const T& v) { o << v; }) os << " = " << r.write_->value;
+    if constexpr (requires(std::ostream & o, const T& v) { o << v; })
+      os << " = " << r.write_->value;
     return os << "}";
   }
 

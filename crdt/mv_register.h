@@ -60,7 +60,7 @@ class MvRegister : public internal::Causal<DotFun<T>> {
     os << "MvRegister{";
     for (const auto& item : r.store_.items()) {
       os << item.dot;
-      if constexpr (requires(std::ostream& o, const T& v) { o << v; }) os << "=" << item.value;
+      if constexpr (requires(std::ostream & o, const T& v) { o << v; }) os << "=" << item.value;
       os << " ";
     }
     return os << r.context_ << "}";

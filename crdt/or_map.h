@@ -52,8 +52,7 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
   // If mutate throws, the map is unchanged (V's mutators give the strong
   // guarantee). A value left empty (bottom store) removes the key.
   template <class F>
-    requires std::same_as<std::invoke_result_t<F, V&>, V>
-  OrMap Update(const K& key, F&& mutate) {
+  requires std::same_as<std::invoke_result_t<F, V&>, V> OrMap Update(const K& key, F&& mutate) {
     OrMap delta;
     this->store_.Modify(key, [&](ValueStore& store) {
       // Lend the key's store and the shared context to a V for the mutator,
@@ -135,7 +134,7 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
   friend std::ostream& operator<<(std::ostream& os, const OrMap& m) {
     os << "OrMap{";
     for (const auto& entry : m.store_.entries()) {
-      if constexpr (requires(std::ostream& o, const K& k) { o << k; }) os << entry.key;
+      if constexpr (requires(std::ostream & o, const K& k) { o << k; }) os << entry.key;
       os << "->" << V::FromParts(entry.store, CausalContext{}) << " ";
     }
     return os << m.context_ << "}";

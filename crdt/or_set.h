@@ -98,7 +98,7 @@ class OrSet : public internal::Causal<DotMap<T, DotSet>> {
   friend std::ostream& operator<<(std::ostream& os, const OrSet& s) {
     os << "OrSet{";
     for (const auto& entry : s.store_.entries()) {
-      if constexpr (requires(std::ostream& o, const T& v) { o << v; }) os << entry.key;
+      if constexpr (requires(std::ostream & o, const T& v) { o << v; }) os << entry.key;
       os << "[";
       entry.store.ForEachDot([&](const Dot& d) { os << d; });
       os << "] ";

@@ -42,7 +42,8 @@ class PnCounter {
   // not fit int64 (the sums themselves are computed exactly in 128 bits).
   [[nodiscard]] std::int64_t Value() const {
     const std::optional<std::int64_t> value = TryValue();
-    if (!value) throw CounterOverflow("PnCounter::Value: result does not fit a signed 64-bit value");
+    if (!value)
+      throw CounterOverflow("PnCounter::Value: result does not fit a signed 64-bit value");
     return *value;
   }
 

@@ -27,9 +27,7 @@ class ReplicaId {
 
   friend constexpr auto operator<=>(ReplicaId, ReplicaId) = default;
 
-  friend std::ostream& operator<<(std::ostream& os, ReplicaId id) {
-    return os << "r" << id.value_;
-  }
+  friend std::ostream& operator<<(std::ostream& os, ReplicaId id) { return os << "r" << id.value_; }
 
  private:
   std::uint64_t value_ = 0;

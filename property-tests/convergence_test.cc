@@ -409,8 +409,8 @@ TEST(Convergence, CountersAndLwwUnderLossDuplicationAndReordering) {
       } else if (action == 6) {
         network.push_back(network[*rc::gen::inRange<std::size_t>(0, network.size())]);
       } else {
-        network.erase(network.begin() +
-                      static_cast<std::ptrdiff_t>(*rc::gen::inRange<std::size_t>(0, network.size())));
+        network.erase(network.begin() + static_cast<std::ptrdiff_t>(
+                                            *rc::gen::inRange<std::size_t>(0, network.size())));
       }
     }
     for (std::size_t r = 0; r < n; ++r) {  // anti-entropy through replica 0

@@ -102,9 +102,8 @@ template <>
 struct CrdtTraits<crdt::EwFlag> {
   using T = crdt::EwFlag;
   static rc::Gen<Operation<T>> Operations() {
-    return rc::gen::element(
-        Op<T>("Enable()", [](T& f, ReplicaId r) { return f.Enable(r); }),
-        Op<T>("Disable()", [](T& f, ReplicaId) { return f.Disable(); }));
+    return rc::gen::element(Op<T>("Enable()", [](T& f, ReplicaId r) { return f.Enable(r); }),
+                            Op<T>("Disable()", [](T& f, ReplicaId) { return f.Disable(); }));
   }
 };
 
@@ -149,8 +148,9 @@ struct CrdtTraits<crdt::OrSet<E>> {
                           })},
          {4, rc::gen::map(rc::gen::inRange(0, kElements),
                           [](int i) {
-                            return Op<T>("Remove(" + std::to_string(i) + ")",
-                                         [i](T& s, ReplicaId) { return s.Remove(MakeElement<E>(i)); });
+                            return Op<T>("Remove(" + std::to_string(i) + ")", [i](T& s, ReplicaId) {
+                              return s.Remove(MakeElement<E>(i));
+                            });
                           })},
          {1, rc::gen::just(Op<T>("Clear()", [](T& s, ReplicaId) { return s.Clear(); }))}});
   }
@@ -174,8 +174,9 @@ struct CrdtTraits<crdt::OrMap<K, V>> {
                  rc::gen::inRange(0, kElements), CrdtTraits<V>::Operations())},
          {2, rc::gen::map(rc::gen::inRange(0, kElements),
                           [](int k) {
-                            return Op<T>("Remove(" + std::to_string(k) + ")",
-                                         [k](T& m, ReplicaId) { return m.Remove(MakeElement<K>(k)); });
+                            return Op<T>("Remove(" + std::to_string(k) + ")", [k](T& m, ReplicaId) {
+                              return m.Remove(MakeElement<K>(k));
+                            });
                           })},
          {1, rc::gen::just(Op<T>("Clear()", [](T& m, ReplicaId) { return m.Clear(); }))}});
   }

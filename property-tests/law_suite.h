@@ -208,10 +208,10 @@ TYPED_TEST_P(CrdtLaws, MutationIsInflationAndDeltaJoinEqualsMutation) {
     const TypeParam before = state;
     const auto op = *CrdtTraits<TypeParam>::Operations();
     const std::optional<TypeParam> delta = ApplyChecked(op, state, i);
-    if (!delta) return;  // refused; ApplyChecked asserted nothing changed
-    RC_ASSERT(Joined(before, state) == state);    // inflation
-    RC_ASSERT(Joined(before, *delta) == state);   // delta = mutation
-    RC_ASSERT(Joined(state, *delta) == state);    // the delta is in the state
+    if (!delta) return;                          // refused; ApplyChecked asserted nothing changed
+    RC_ASSERT(Joined(before, state) == state);   // inflation
+    RC_ASSERT(Joined(before, *delta) == state);  // delta = mutation
+    RC_ASSERT(Joined(state, *delta) == state);   // the delta is in the state
   }));
 }
 
@@ -261,9 +261,8 @@ TYPED_TEST_P(CrdtLaws, EncodingRoundTrips) {
 
 REGISTER_TYPED_TEST_SUITE_P(CrdtLaws, SatisfiesTheConcept, JoinIsCommutative, JoinIsAssociative,
                             JoinIsIdempotent, BottomIsIdentity,
-                            MutationIsInflationAndDeltaJoinEqualsMutation,
-                            ConcurrentDeltasCommute, CopiesAreIndependentValues,
-                            EncodingRoundTrips);
+                            MutationIsInflationAndDeltaJoinEqualsMutation, ConcurrentDeltasCommute,
+                            CopiesAreIndependentValues, EncodingRoundTrips);
 
 }  // namespace converge::testing
 
@@ -271,11 +270,11 @@ REGISTER_TYPED_TEST_SUITE_P(CrdtLaws, SatisfiesTheConcept, JoinIsCommutative, Jo
 // fine: CONVERGE_CRDT_LAWS(CartMap, OrMap<std::string, CausalCounter>)).
 // Use at namespace scope; requires a converge::testing::CrdtTraits
 // specialization for the type.
-#define CONVERGE_CRDT_LAWS(Name, ...)                                       \
-  namespace converge::testing {                                             \
-  using LawTypes_##Name = ::testing::Types<__VA_ARGS__>;                    \
-  INSTANTIATE_TYPED_TEST_SUITE_P(Name, CrdtLaws, LawTypes_##Name);          \
-  }                                                                         \
+#define CONVERGE_CRDT_LAWS(Name, ...)                              \
+  namespace converge::testing {                                    \
+  using LawTypes_##Name = ::testing::Types<__VA_ARGS__>;           \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Name, CrdtLaws, LawTypes_##Name); \
+  }                                                                \
   static_assert(true, "")
 
 #endif  // CONVERGE_PROPERTY_TESTS_LAW_SUITE_H_

@@ -140,9 +140,7 @@ struct MvRegisterSpec : NoHooks {
   T Apply(const ModelOp& op, T& reg, std::size_t r) {
     return op.kind == 0 ? reg.Clear() : reg.Assign(Id(r), op.key);
   }
-  void ApplyModel(const ModelOp& op, Model& m) {
-    m = op.kind == 0 ? Model{} : Model{op.key};
-  }
+  void ApplyModel(const ModelOp& op, Model& m) { m = op.kind == 0 ? Model{} : Model{op.key}; }
   static Model ValueOf(const T& reg) { return reg.Values(); }
 };
 
@@ -271,8 +269,9 @@ struct NestedSpec : NoHooks {
       case 1:
         return m.Update(op.key, [&](Inner& in) { return in.Remove(op.sub); });
       case 2:
-        return m.Update(op.key,
-                        [&](Inner& in) { return in.Update(op.sub, [](EwFlag& f) { return f.Disable(); }); });
+        return m.Update(op.key, [&](Inner& in) {
+          return in.Update(op.sub, [](EwFlag& f) { return f.Disable(); });
+        });
       default:
         return m.Update(op.key, [&](Inner& in) {
           return in.Update(op.sub, [&](EwFlag& f) { return f.Enable(Id(r)); });

@@ -2,8 +2,10 @@
 //
 // Deltas are the hot path of every CRDT here: one mutation returns a state
 // holding one dot, one counter entry, one context entry. Holding that single
-// element inline means returning a delta allocates nothing. Larger contents
-// live in a std::vector.
+// element inline means returning a delta allocates nothing. The same holds
+// for the per-element dot set of a large OrSet, where the size of this class
+// is paid once per element: it is the element (or a heap pointer) plus two
+// 32-bit counts, 24 bytes for a Dot.
 
 #ifndef CONVERGE_CRDT_INTERNAL_INLINE_VECTOR_H_
 #define CONVERGE_CRDT_INTERNAL_INLINE_VECTOR_H_
@@ -11,14 +13,19 @@
 #include <algorithm>
 #include <cassert>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <memory>
 #include <span>
 #include <type_traits>
-#include <vector>
+#include <utility>
 
 namespace converge::crdt::internal {
 
 template <class T>
-  requires std::is_trivially_copyable_v<T>
+requires std::is_trivially_copyable_v<T>
 class InlineVector {
  public:
   using value_type = T;
@@ -31,123 +38,107 @@ class InlineVector {
     for (const T& v : values) push_back(v);
   }
 
-  InlineVector(const InlineVector& other) { *this = other; }
+  InlineVector(const InlineVector& other) { CopyFrom(other); }
   InlineVector& operator=(const InlineVector& other) {
     if (this != &other) {
-      heap_ = other.heap_;
-      inline_ = other.inline_;
-      inline_size_ = other.inline_size_;
+      Release();
+      CopyFrom(other);
     }
     return *this;
   }
-  InlineVector(InlineVector&& other) noexcept
-      : heap_(std::move(other.heap_)), inline_(other.inline_), inline_size_(other.inline_size_) {
-    other.ClearAll();
-  }
+  InlineVector(InlineVector&& other) noexcept { Steal(other); }
   InlineVector& operator=(InlineVector&& other) noexcept {
     if (this != &other) {
-      heap_ = std::move(other.heap_);
-      inline_ = other.inline_;
-      inline_size_ = other.inline_size_;
-      other.ClearAll();
+      Release();
+      Steal(other);
     }
     return *this;
   }
-  ~InlineVector() = default;
+  ~InlineVector() { Release(); }
 
-  [[nodiscard]] std::size_t size() const { return OnHeap() ? heap_.size() : inline_size_; }
-  [[nodiscard]] bool empty() const { return size() == 0; }
+  [[nodiscard]] std::size_t size() const { return size_; }
+  [[nodiscard]] bool empty() const { return size_ == 0; }
 
-  T* data() { return OnHeap() ? heap_.data() : &inline_; }
-  const T* data() const { return OnHeap() ? heap_.data() : &inline_; }
+  T* data() { return OnHeap() ? storage_.heap : &storage_.value; }
+  const T* data() const { return OnHeap() ? storage_.heap : &storage_.value; }
   T* begin() { return data(); }
-  T* end() { return data() + size(); }
+  T* end() { return data() + size_; }
   const T* begin() const { return data(); }
-  const T* end() const { return data() + size(); }
+  const T* end() const { return data() + size_; }
   T& operator[](std::size_t i) {
-    assert(i < size());
+    assert(i < size_);
     return data()[i];
   }
   const T& operator[](std::size_t i) const {
-    assert(i < size());
+    assert(i < size_);
     return data()[i];
   }
   T& front() { return (*this)[0]; }
   const T& front() const { return (*this)[0]; }
-  T& back() { return (*this)[size() - 1]; }
-  const T& back() const { return (*this)[size() - 1]; }
-  std::span<const T> span() const { return {data(), size()}; }
+  T& back() { return (*this)[size_ - 1]; }
+  const T& back() const { return (*this)[size_ - 1]; }
+  std::span<const T> span() const { return {data(), size_}; }
 
   void reserve(std::size_t n) {
-    if (n <= 1) return;
-    MoveToHeap();
-    heap_.reserve(n);
+    if (n > Capacity()) Reallocate(n);
   }
 
-  void push_back(const T& value) { insert(size(), value); }
+  void push_back(const T& value) { insert(size_, value); }
 
   void insert(std::size_t pos, const T& value) {
-    assert(pos <= size());
-    if (!OnHeap() && inline_size_ == 0) {
-      inline_ = value;
-      inline_size_ = 1;
-      return;
-    }
-    MoveToHeap();
-    heap_.insert(heap_.begin() + static_cast<std::ptrdiff_t>(pos), value);
+    assert(pos <= size_);
+    const T copy = value;  // `value` may live in this vector
+    if (size_ == Capacity()) Reallocate(std::max<std::size_t>(4, 2 * Capacity()));
+    T* d = data();
+    std::memmove(d + pos + 1, d + pos, (size_ - pos) * sizeof(T));
+    d[pos] = copy;
+    ++size_;
   }
 
-  void erase(std::size_t pos) {
-    assert(pos < size());
-    if (OnHeap()) {
-      heap_.erase(heap_.begin() + static_cast<std::ptrdiff_t>(pos));
-    } else {
-      inline_size_ = 0;
-    }
-  }
+  void erase(std::size_t pos) { erase(pos, 1); }
 
   // Removes the n elements starting at pos.
   void erase(std::size_t pos, std::size_t n) {
-    assert(pos + n <= size());
+    assert(pos + n <= size_);
     if (n == 0) return;
-    if (OnHeap()) {
-      const auto first = heap_.begin() + static_cast<std::ptrdiff_t>(pos);
-      heap_.erase(first, first + static_cast<std::ptrdiff_t>(n));
-    } else {
-      inline_size_ = 0;
-    }
+    T* d = data();
+    std::memmove(d + pos, d + pos + n, (size_ - pos - n) * sizeof(T));
+    size_ -= static_cast<std::uint32_t>(n);
   }
 
   // Removes every element for which pred is true, keeping the order of the
-  // others.
+  // others; returns how many were removed.
   template <class Pred>
   std::size_t erase_if(Pred pred) {
-    if (OnHeap()) return std::erase_if(heap_, pred);
-    if (inline_size_ == 1 && pred(inline_)) {
-      inline_size_ = 0;
-      return 1;
+    T* d = data();
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < size_; ++i) {
+      if (!pred(d[i])) d[kept++] = d[i];
     }
-    return 0;
+    const std::size_t removed = size_ - kept;
+    size_ = static_cast<std::uint32_t>(kept);
+    return removed;
   }
 
-  void clear() { ClearAll(); }
+  void clear() { size_ = 0; }
 
-  // Releases heap memory when the contents fit inline again.
-  // An empty heap_ may still hold capacity (left by erasing every element or
-  // by reserve()) while the elements, if any, are inline: release it too.
+  // Releases heap memory beyond what the contents need; contents of at most
+  // one element move back inline.
   void shrink_to_fit() {
-    if (heap_.size() > 1) {
-      heap_.shrink_to_fit();
+    if (!OnHeap() || size_ == capacity_) return;
+    if (size_ <= 1) {
+      T* heap = storage_.heap;
+      const bool one = size_ == 1;
+      const T value = one ? heap[0] : T{};
+      Allocator().deallocate(heap, capacity_);
+      capacity_ = 0;
+      storage_.value = value;
       return;
     }
-    if (heap_.size() == 1) {
-      inline_ = heap_.front();
-      inline_size_ = 1;
-    }
-    heap_ = std::vector<T>();
+    Reallocate(size_);
   }
 
-  [[nodiscard]] std::size_t heap_bytes() const { return heap_.capacity() * sizeof(T); }
+  [[nodiscard]] std::size_t heap_bytes() const { return std::size_t{capacity_} * sizeof(T); }
 
   friend std::size_t erase_if(InlineVector& v, auto pred) { return v.erase_if(pred); }
 
@@ -156,27 +147,65 @@ class InlineVector {
   }
 
  private:
-  // Invariant: when heap_ is empty the elements are inline_[0, inline_size_);
-  // otherwise heap_ holds all elements and inline_size_ is 0.
-  [[nodiscard]] bool OnHeap() const { return !heap_.empty(); }
+  using Allocator = std::allocator<T>;
 
-  void MoveToHeap() {
-    if (OnHeap()) return;
-    if (inline_size_ == 1) {
-      heap_.reserve(2);
-      heap_.push_back(inline_);
-      inline_size_ = 0;
+  // capacity_ == 0 means the one inline slot is in use (capacity 1);
+  // otherwise storage_.heap holds capacity_ elements.
+  union Storage {
+    Storage() : value() {}
+    T value;
+    T* heap;
+  };
+
+  [[nodiscard]] bool OnHeap() const { return capacity_ != 0; }
+  [[nodiscard]] std::size_t Capacity() const { return OnHeap() ? capacity_ : 1; }
+
+  void Reallocate(std::size_t capacity) {
+    assert(capacity >= size_ && capacity > 1);
+    assert(capacity <= std::numeric_limits<std::uint32_t>::max());
+    T* fresh = Allocator().allocate(capacity);
+    if (OnHeap()) {
+      std::memcpy(fresh, storage_.heap, size_ * sizeof(T));
+    } else if (size_ == 1) {
+      fresh[0] = storage_.value;
     }
+    const std::uint32_t size = size_;
+    Release();
+    storage_.heap = fresh;
+    capacity_ = static_cast<std::uint32_t>(capacity);
+    size_ = size;
   }
 
-  void ClearAll() {
-    heap_.clear();
-    inline_size_ = 0;
+  void CopyFrom(const InlineVector& other) {
+    if (other.size_ <= 1) {
+      if (other.size_ == 1) storage_.value = other.data()[0];
+    } else {
+      // More than one element: `other` is on the heap.
+      storage_.heap = Allocator().allocate(other.size_);
+      std::memcpy(storage_.heap, other.storage_.heap, other.size_ * sizeof(T));
+      capacity_ = other.size_;
+    }
+    size_ = other.size_;
   }
 
-  std::vector<T> heap_;
-  T inline_{};
-  std::size_t inline_size_ = 0;
+  void Steal(InlineVector& other) {
+    storage_ = other.storage_;
+    size_ = other.size_;
+    capacity_ = other.capacity_;
+    other.capacity_ = 0;
+    other.size_ = 0;
+  }
+
+  // Frees heap storage; leaves the vector inline and empty.
+  void Release() {
+    if (OnHeap()) Allocator().deallocate(storage_.heap, capacity_);
+    capacity_ = 0;
+    size_ = 0;
+  }
+
+  Storage storage_;
+  std::uint32_t size_ = 0;
+  std::uint32_t capacity_ = 0;
 };
 
 }  // namespace converge::crdt::internal

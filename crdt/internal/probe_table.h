@@ -23,7 +23,7 @@ namespace converge::crdt::internal {
 //   static std::uint64_t Hash(const Slot&);   // well mixed
 //   static bool Empty(const Slot&);           // Slot{} is empty
 template <class Slot, class Traits>
-  requires std::is_trivially_copyable_v<Slot>
+requires std::is_trivially_copyable_v<Slot>
 class ProbeTable {
  public:
   [[nodiscard]] std::size_t size() const { return size_; }
