@@ -21,15 +21,19 @@ set(CONVERGE_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/converge"
 # converge_install_layer(<target>
 #                        [HEADERS <dir>...]        folders of *.h, relative to the source root
 #                        [EXCLUDE <dir>...]        folders under HEADERS that another layer installs
-#                        [DEPENDENCIES "<find_dependency arguments>"...])
+#                        [DEPENDENCIES "<find_dependency arguments>"...]
+#                        [OPTIONAL_DEPENDENCIES "<find_package arguments>"...])
 #
 # Puts <target> into the export set convergeTargets (as converge::<EXPORT_NAME>),
 # installs its headers keeping their path (crdt/or_set.h -> include/crdt/or_set.h;
 # tests and sources are not installed), and records the packages its exported
 # target needs: convergeConfig.cmake calls find_dependency(<arguments>) for each,
 # so a dependency is looked for only when the layer that needs it is installed.
+# OPTIONAL_DEPENDENCIES are looked for QUIETly: a consumer that lacks them can
+# still use every other layer (converge::testing needs GTest and rapidcheck
+# only in projects that link it).
 function(converge_install_layer target)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "" "" "HEADERS;EXCLUDE;DEPENDENCIES")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "" "HEADERS;EXCLUDE;DEPENDENCIES;OPTIONAL_DEPENDENCIES")
   if(arg_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "converge_install_layer: unknown arguments ${arg_UNPARSED_ARGUMENTS}")
   endif()
@@ -71,6 +75,10 @@ function(converge_install_layer target)
   foreach(dependency IN LISTS arg_DEPENDENCIES)
     set_property(GLOBAL APPEND PROPERTY CONVERGE_FIND_DEPENDENCIES
                                         "find_dependency(${dependency})  # for converge::${layer}")
+  endforeach()
+  foreach(dependency IN LISTS arg_OPTIONAL_DEPENDENCIES)
+    set_property(GLOBAL APPEND PROPERTY CONVERGE_FIND_DEPENDENCIES
+                                        "find_package(${dependency} QUIET)  # for converge::${layer}")
   endforeach()
 endfunction()
 

@@ -93,3 +93,11 @@ endif()
 list(GET consumer_exe 0 consumer_exe)
 run_step("run converge_consumer" COMMAND "${consumer_exe}")
 message(NOTICE "InstallConsumerTest: passed")
+
+# The law suite, installed as converge::testing, checks a consumer's own type.
+file(GLOB_RECURSE laws_exe "${consumer_build}/converge_consumer_laws")
+if(NOT laws_exe)
+  message(FATAL_ERROR "InstallConsumerTest: converge_consumer_laws was not built in ${consumer_build}")
+endif()
+list(GET laws_exe 0 laws_exe)
+run_step("run converge_consumer_laws" COMMAND "${laws_exe}")

@@ -1,0 +1,780 @@
+#!/usr/bin/env python3
+"""Turns the Google Benchmark JSON written by bench/run into docs/benchmarks.md.
+
+Usage:
+  bench/report.py [--results DIR] [--out FILE] [--json FILE] [--command CMD]
+
+DIR (default build-bench/results) holds one JSON file per benchmark suite, as
+listed in SUITES, and run.json, which bench/run writes with the command line
+and the machine. The report is written to FILE (default docs/benchmarks.md);
+--json also writes a flat JSON object {figure name: value} (null for a figure
+this run did not measure). The figure table is printed to stdout as well.
+
+Standard library only.
+
+Adding figures
+--------------
+A figure is one entry of FIGURES: a name mapped to a small dict. Later suites
+(storage, replication, HTTP) add a SUITES entry naming their JSON file, then
+one FIGURES entry per figure; no new code is needed. Keys of a figure:
+
+  suite        key of SUITES the figure belongs to
+  section      heading, within the suite, under which the figure is shown
+  description  one line saying what was measured
+  unit         unit of the value ("adds/s", "ms", "bytes", ...)
+  source       (benchmark, counter): the benchmark's run name without the
+               /manual_time or /iterations:N suffix, and the name of a
+               counter it sets, or "real_time"/"cpu_time" (in the benchmark's
+               time unit); the value is the median over the repetitions.
+               Or a function of the figures measured so far (a dict name ->
+               value or None), for a figure derived from others.
+  scale        optional factor applied to the counter (e.g. 1e-6 for ns -> ms)
+  target       optional goal, with comparator ">=" or "<=": a number, or the
+               name of another figure measured in the same run (a reference
+               such as raw RocksDB db_bench), times target_scale (default 1)
+  reference    optional text: a published figure to read the value against
+  headline     optional bool: also listed in the summary at the top
+
+SERIES groups figures into tables of a value against a size, shown in their
+section; they are the data for the plots a later step draws with gnuplot
+(each section already has a place for them). REFERENCES lists published
+figures from other systems with the figure of this run to compare against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import statistics
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Wall-clock time more than this factor above the thread's CPU time marks a
+# figure as measured on a busy CPU.
+CONTENDED = 1.15
+
+# ---------------------------------------------------------------------------
+# Suites: one JSON file of Google Benchmark results each.
+
+SUITES = {
+    "crdt": {
+        "title": "crdt/ — CRDT types",
+        "results": "crdt.json",
+        "binary": "bench/crdt_benchmark.cc (converge_crdt_benchmark)",
+        "sections": [
+            "OrSet add",
+            "OrSet join",
+            "Counters and maps",
+            "Memory and deltas",
+        ],
+    },
+}
+
+# ---------------------------------------------------------------------------
+# Figures.
+
+BAQUERO = "Baquero's C++ delta-enabled-crdts"
+
+
+def _ratio(numerator: str, denominator: str):
+    def derive(figures):
+        a, b = figures.get(numerator), figures.get(denominator)
+        return None if a is None or b is None or b == 0 else a / b
+
+    return derive
+
+
+FIGURES = {
+    # --- OrSet add -----------------------------------------------------------
+    "orset_add_per_s": dict(
+        suite="crdt", section="OrSet add", headline=True,
+        description="OrSet<std::string>: 100,000 sequential adds of distinct elements into "
+                    "an empty set, each returning its delta",
+        unit="adds/s", source=("OrSetAdd/sequential/size:100000", "ops_per_s"),
+        target=3_000_000, comparator=">=",
+        reference=f"{BAQUERO}: 100,000 adds in 28.9 s = 3,460 adds/s; "
+                  "npm delta-crdts: does not finish 100,000 adds"),
+    "orset_add_per_s_reserved": dict(
+        suite="crdt", section="OrSet add",
+        description="the same 100,000 adds into a set reserved for 100,000 elements "
+                    "(no vector or index growth)",
+        unit="adds/s", source=("OrSetAdd/sequential_reserved/size:100000", "ops_per_s")),
+    "orset_add_ns_at_1k": dict(
+        suite="crdt", section="OrSet add",
+        description="cost per add, 1,000 sequential adds from empty",
+        unit="ns/add", source=("OrSetAdd/sequential/size:1000", "ns_per_op")),
+    "orset_add_ns_at_10k": dict(
+        suite="crdt", section="OrSet add",
+        description="cost per add, 10,000 sequential adds from empty",
+        unit="ns/add", source=("OrSetAdd/sequential/size:10000", "ns_per_op")),
+    "orset_add_ns_at_100k": dict(
+        suite="crdt", section="OrSet add",
+        description="cost per add, 100,000 sequential adds from empty",
+        unit="ns/add", source=("OrSetAdd/sequential/size:100000", "ns_per_op")),
+    "orset_add_ns_at_1m": dict(
+        suite="crdt", section="OrSet add",
+        description="cost per add, 1,000,000 sequential adds from empty",
+        unit="ns/add", source=("OrSetAdd/sequential/size:1000000", "ns_per_op")),
+    "orset_add_growth_1k_to_1m": dict(
+        suite="crdt", section="OrSet add", headline=True,
+        description="flatness: cost per add at 1,000,000 elements / at 1,000 "
+                    "(an O(log n) add gives 2; a scan of the set gives 1,000)",
+        unit="×", source=_ratio("orset_add_ns_at_1m", "orset_add_ns_at_1k"),
+        target=2.0, comparator="<=",
+        reference=f"{BAQUERO}: add scans the set (grows linearly)"),
+    "orset_add_marginal_ns_at_1k": dict(
+        suite="crdt", section="OrSet add",
+        description="cost of one add into a set already holding 1,000 elements",
+        unit="ns/add", source=("OrSetAdd/at_size/size:1000", "ns_per_op")),
+    "orset_add_marginal_ns_at_10k": dict(
+        suite="crdt", section="OrSet add",
+        description="cost of one add into a set already holding 10,000 elements",
+        unit="ns/add", source=("OrSetAdd/at_size/size:10000", "ns_per_op")),
+    "orset_add_marginal_ns_at_100k": dict(
+        suite="crdt", section="OrSet add",
+        description="cost of one add into a set already holding 100,000 elements",
+        unit="ns/add", source=("OrSetAdd/at_size/size:100000", "ns_per_op")),
+    "orset_add_marginal_ns_at_1m": dict(
+        suite="crdt", section="OrSet add",
+        description="cost of one add into a set already holding 1,000,000 elements",
+        unit="ns/add", source=("OrSetAdd/at_size/size:1000000", "ns_per_op")),
+    "orset_add_allocs_per_add": dict(
+        suite="crdt", section="OrSet add",
+        description="heap allocations per add (100,000 sequential adds)",
+        unit="allocs", source=("OrSetAdd/sequential/size:100000", "allocs_per_op")),
+    # --- OrSet join ----------------------------------------------------------
+    "orset_join_50k_ms": dict(
+        suite="crdt", section="OrSet join", headline=True,
+        description="join of two OrSet<std::string> of 50,000 distinct elements each, "
+                    "added concurrently on two replicas (full states)",
+        unit="ms", source=("OrSetJoin/disjoint/size:50000", "ns_per_op"), scale=1e-6,
+        target=10.0, comparator="<=",
+        reference=f"{BAQUERO}: 59 ms; yjs (two 50,000-key docs): 318 ms"),
+    "orset_join_ms_at_1k": dict(
+        suite="crdt", section="OrSet join",
+        description="join of two 1,000-element sets",
+        unit="ms", source=("OrSetJoin/disjoint/size:1000", "ns_per_op"), scale=1e-6),
+    "orset_join_ms_at_10k": dict(
+        suite="crdt", section="OrSet join",
+        description="join of two 10,000-element sets",
+        unit="ms", source=("OrSetJoin/disjoint/size:10000", "ns_per_op"), scale=1e-6),
+    "orset_join_ms_at_50k": dict(
+        suite="crdt", section="OrSet join",
+        description="join of two 50,000-element sets (the same run as orset_join_50k_ms)",
+        unit="ms", source=("OrSetJoin/disjoint/size:50000", "ns_per_op"), scale=1e-6),
+    "orset_join_ms_at_100k": dict(
+        suite="crdt", section="OrSet join",
+        description="join of two 100,000-element sets",
+        unit="ms", source=("OrSetJoin/disjoint/size:100000", "ns_per_op"), scale=1e-6),
+    "orset_join_ms_at_500k": dict(
+        suite="crdt", section="OrSet join",
+        description="join of two 500,000-element sets (full run only)",
+        unit="ms", source=("OrSetJoin/disjoint/size:500000", "ns_per_op"), scale=1e-6),
+    "orset_join_50k_overlap_ms": dict(
+        suite="crdt", section="OrSet join",
+        description="join of two 50,000-element sets holding the same elements, "
+                    "added concurrently (every element ends with two dots)",
+        unit="ms", source=("OrSetJoin/overlap/size:50000", "ns_per_op"), scale=1e-6),
+    "orset_delta_join_ns": dict(
+        suite="crdt", section="OrSet join",
+        description="join of one Add delta from another replica into a 100,000-element set",
+        unit="ns", source=("OrSetJoin/delta/size:100000", "ns_per_op")),
+    # --- Counters and maps ---------------------------------------------------
+    "gcounter_inc_per_s": dict(
+        suite="crdt", section="Counters and maps", headline=True,
+        description="GCounter::Increment returning its delta (one replica entry)",
+        unit="inc/s", source=("GCounter/increment/replicas:1", "ops_per_s"),
+        target=100_000_000, comparator=">="),
+    "gcounter_inc_per_s_8_replicas": dict(
+        suite="crdt", section="Counters and maps",
+        description="GCounter::Increment returning its delta, counter with 8 replica entries",
+        unit="inc/s", source=("GCounter/increment/replicas:8", "ops_per_s")),
+    "ormap_update_per_s": dict(
+        suite="crdt", section="Counters and maps", headline=True,
+        description="OrMap<std::string, CausalCounter> with 100,000 keys: Increment on a "
+                    "random existing key, returning the map delta (each key incremented once "
+                    "before the 100,000 timed updates)",
+        unit="updates/s", source=("OrMap/update/keys:100000/increments:1", "ops_per_s"),
+        target=1_000_000, comparator=">="),
+    "ormap_update_allocs": dict(
+        suite="crdt", section="Counters and maps",
+        description="heap allocations per OrMap update (100,000 keys)",
+        unit="allocs", source=("OrMap/update/keys:100000/increments:1", "allocs_per_op")),
+    "ormap_update_ns_10k_keys_1_inc": dict(
+        suite="crdt", section="Counters and maps",
+        description="OrMap update, 10,000 keys each incremented once before",
+        unit="ns", source=("OrMap/update/keys:10000/increments:1", "ns_per_op")),
+    "ormap_update_ns_10k_keys_10_incs": dict(
+        suite="crdt", section="Counters and maps",
+        description="OrMap update, 10,000 keys each incremented 10 times before",
+        unit="ns", source=("OrMap/update/keys:10000/increments:10", "ns_per_op")),
+    "ormap_update_ns_10k_keys_100_incs": dict(
+        suite="crdt", section="Counters and maps",
+        description="OrMap update, 10,000 keys each incremented 100 times before "
+                    "(full run only)",
+        unit="ns", source=("OrMap/update/keys:10000/increments:100", "ns_per_op")),
+    "ormap_dots_per_key_10k_keys_1_inc": dict(
+        suite="crdt", section="Counters and maps",
+        description="dots a key holds after 1 increment",
+        unit="dots", source=("OrMap/update/keys:10000/increments:1", "state_dots_per_key")),
+    "ormap_dots_per_key_10k_keys_10_incs": dict(
+        suite="crdt", section="Counters and maps",
+        description="dots a key holds after 10 increments by one replica",
+        unit="dots", source=("OrMap/update/keys:10000/increments:10", "state_dots_per_key")),
+    "ormap_dots_per_key_10k_keys_100_incs": dict(
+        suite="crdt", section="Counters and maps",
+        description="dots a key holds after 100 increments by one replica (full run only)",
+        unit="dots", source=("OrMap/update/keys:10000/increments:100", "state_dots_per_key")),
+    # --- Memory and deltas ---------------------------------------------------
+    "orset_bytes_per_element": dict(
+        suite="crdt", section="Memory and deltas", headline=True,
+        description="heap bytes per element of an OrSet<std::string> of 100,000 elements "
+                    "(mallinfo2 growth while building, malloc overhead included)",
+        unit="bytes", source=("Memory/OrSet/size:100000", "bytes_per_element")),
+    "ormap_bytes_per_element": dict(
+        suite="crdt", section="Memory and deltas", headline=True,
+        description="heap bytes per key of an OrMap<std::string, CausalCounter> of "
+                    "100,000 keys, each incremented once",
+        unit="bytes", source=("Memory/OrMap/keys:100000", "bytes_per_key")),
+    "orset_add_delta_elements": dict(
+        suite="crdt", section="Memory and deltas", headline=True,
+        description="elements in the delta of one Add into a 100,000-element set",
+        unit="elements", source=("OrSetAdd/delta/size:100000", "delta_elements"),
+        target=1, comparator="<=",
+        reference="npm delta-crdts: its add returns the whole state (100,000 elements)"),
+    "orset_add_delta_context_dots": dict(
+        suite="crdt", section="Memory and deltas", headline=True,
+        description="context dots in the delta of one Add into a 100,000-element set",
+        unit="dots", source=("OrSetAdd/delta/size:100000", "delta_context_dots"),
+        target=1, comparator="<="),
+    "orset_add_delta_heap_bytes": dict(
+        suite="crdt", section="Memory and deltas",
+        description="heap bytes allocated by a copy of that delta",
+        unit="bytes", source=("OrSetAdd/delta/size:100000", "delta_heap_bytes")),
+    "orset_add_delta_elements_at_1m": dict(
+        suite="crdt", section="Memory and deltas",
+        description="elements in the delta of one Add into a 1,000,000-element set "
+                    "(full run only)",
+        unit="elements", source=("OrSetAdd/delta/size:1000000", "delta_elements")),
+    "orset_add_delta_context_dots_at_1m": dict(
+        suite="crdt", section="Memory and deltas",
+        description="context dots in that delta (full run only)",
+        unit="dots", source=("OrSetAdd/delta/size:1000000", "delta_context_dots")),
+    "orset_readd_delta_context_dots": dict(
+        suite="crdt", section="Memory and deltas",
+        description="context dots in the delta of re-adding a present element "
+                    "(the new dot and the dot it supersedes)",
+        unit="dots", source=("OrSetAdd/delta/size:100000", "readd_delta_context_dots")),
+    "ormap_update_delta_context_dots": dict(
+        suite="crdt", section="Memory and deltas",
+        description="context dots in the delta of one OrMap update (100,000 keys)",
+        unit="dots", source=("Memory/OrMap/keys:100000", "update_delta_context_dots")),
+}
+
+# Tables of a figure against a size: the data of the plots of a later step.
+SERIES = {
+    "orset_add_by_size": dict(
+        suite="crdt", section="OrSet add",
+        title="OrSet<std::string> add: cost per add against set size",
+        x_label="set size",
+        columns={"sequential adds from empty (ns/add)": "orset_add_ns_at_{}",
+                 "one add at that size (ns/add)": "orset_add_marginal_ns_at_{}"},
+        rows=[(1_000, "1k"), (10_000, "10k"), (100_000, "100k"), (1_000_000, "1m")]),
+    "orset_join_by_size": dict(
+        suite="crdt", section="OrSet join",
+        title="OrSet<std::string> join of two n-element sets (disjoint elements)",
+        x_label="elements per side",
+        columns={"join (ms)": "orset_join_ms_at_{}"},
+        rows=[(1_000, "1k"), (10_000, "10k"), (50_000, "50k"), (100_000, "100k"),
+              (500_000, "500k")]),
+    "ormap_update_by_increments": dict(
+        suite="crdt", section="Counters and maps",
+        title="OrMap<std::string, CausalCounter> update against the increments each key "
+              "received before (10,000 keys)",
+        x_label="increments per key before",
+        columns={"update (ns)": "ormap_update_ns_10k_keys_{}",
+                 "dots held per key": "ormap_dots_per_key_10k_keys_{}"},
+        rows=[(1, "1_inc"), (10, "10_incs"), (100, "100_incs")]),
+}
+# Published figures of other systems, read against a figure of this run.
+REFERENCES = [
+    dict(system=BAQUERO, what="100,000 OR-set adds (each add scans the set)",
+         value=28.9, unit="s", figure="orset_add_per_s",
+         ours=lambda f: 100_000 / f["orset_add_per_s"], ours_unit="s",
+         note="{:,.0f}× faster"),
+    dict(system=BAQUERO, what="join of two 50,000-element OR-sets",
+         value=59, unit="ms", figure="orset_join_50k_ms",
+         ours=lambda f: f["orset_join_50k_ms"], ours_unit="ms", note="{:,.1f}× faster"),
+    dict(system="npm delta-crdts", what="100,000 OR-set adds",
+         value=None, text="does not finish in reasonable time", figure="orset_add_per_s",
+         ours=lambda f: 100_000 / f["orset_add_per_s"], ours_unit="s", note=None),
+    dict(system="npm delta-crdts", what="size of the delta one add returns",
+         value=None, text="the whole state (100,000 elements at 100,000)",
+         figure="orset_add_delta_elements",
+         ours=lambda f: f["orset_add_delta_elements"], ours_unit="elements", note=None),
+    dict(system="yjs", what="join of two 50,000-key documents",
+         value=318, unit="ms", figure="orset_join_50k_ms",
+         ours=lambda f: f["orset_join_50k_ms"], ours_unit="ms", note="{:,.1f}× faster"),
+]
+
+# ---------------------------------------------------------------------------
+# Loading results.
+
+_SUFFIX = re.compile(r"/(manual_time|real_time|process_time|iterations:\d+|repeats:\d+|"
+                     r"threads:\d+|min_time:[0-9.]+s?|min_warmup_time:[0-9.]+s?)$")
+
+
+def base_name(run_name: str) -> str:
+    while True:
+        stripped = _SUFFIX.sub("", run_name)
+        if stripped == run_name:
+            return run_name
+        run_name = stripped
+
+
+class SuiteResults:
+    """The iteration runs of one suite, grouped by benchmark."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.context: dict = {}
+        self.runs: dict[str, list[dict]] = {}
+        self.errors: dict[str, str] = {}
+        if not path.exists():
+            return
+        data = json.loads(path.read_text())
+        self.context = data.get("context", {})
+        for run in data.get("benchmarks", []):
+            name = base_name(run.get("run_name", run.get("name", "")))
+            if run.get("error_occurred"):
+                self.errors[name] = run.get("error_message", "error")
+                continue
+            if run.get("run_type", "iteration") != "iteration":
+                continue  # aggregates are recomputed from the repetitions
+            self.runs.setdefault(name, []).append(run)
+
+    def values(self, benchmark: str, counter: str) -> list[float]:
+        out = []
+        for run in self.runs.get(benchmark, []):
+            value = run.get(counter)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                out.append(float(value))
+        return out
+
+
+def load_results(results_dir: Path) -> dict[str, SuiteResults]:
+    return {key: SuiteResults(results_dir / suite["results"]) for key, suite in SUITES.items()}
+
+
+# ---------------------------------------------------------------------------
+# Computing figures.
+
+
+class Figure:
+    def __init__(self, name: str, spec: dict):
+        self.name = name
+        self.suite = spec["suite"]
+        self.section = spec["section"]
+        self.description = spec["description"]
+        self.unit = spec["unit"]
+        self.source = spec["source"]
+        self.scale = spec.get("scale", 1.0)
+        self.target = spec.get("target")  # number, or resolved from a figure name
+        self.target_figure = self.target if isinstance(self.target, str) else None
+        self.target_scale = spec.get("target_scale", 1.0)
+        self.comparator = spec.get("comparator")
+        self.reference = spec.get("reference")
+        self.headline = spec.get("headline", False)
+        self.value: float | None = None
+        self.cpu_value: float | None = None  # same figure from thread CPU time
+        self.cv: float | None = None  # coefficient of variation over repetitions
+        self.repetitions = 0
+        self.error: str | None = None
+        if self.target is not None and self.comparator not in (">=", "<="):
+            raise ValueError(f"figure {name}: comparator must be '>=' or '<='")
+
+    @property
+    def derived(self) -> bool:
+        return callable(self.source)
+
+    def wall_over_cpu(self) -> float | None:
+        """How much longer the wall-clock time was than the thread's CPU time."""
+        if self.derived or self.value is None or not self.cpu_value:
+            return None
+        counter = self.source[1]
+        if counter == "ns_per_op":
+            return self.value / self.cpu_value
+        if counter == "ops_per_s" and self.value > 0:
+            return self.cpu_value / self.value
+        return None
+
+    def contended(self) -> bool:
+        ratio = self.wall_over_cpu()
+        return ratio is not None and ratio > CONTENDED
+
+    def status(self) -> str:
+        if self.value is None:
+            return "not measured"
+        if self.target is None:
+            return "no reference" if self.target_figure is not None else "—"
+        ok = self.value >= self.target if self.comparator == ">=" else self.value <= self.target
+        return "meets" if ok else "misses"
+
+    def target_text(self) -> str:
+        sign = "≥" if self.comparator == ">=" else "≤"
+        if self.target_figure is not None:
+            scale = "" if self.target_scale == 1 else f"{fmt(self.target_scale)} × "
+            value = "" if self.target is None else f" = {fmt(self.target)} {self.unit}"
+            return f"{sign} {scale}`{self.target_figure}`{value}"
+        if self.target is None:
+            return "—"
+        return f"{sign} {fmt(self.target)} {self.unit}"
+
+
+def _cpu_equivalent(results: SuiteResults, benchmark: str, counter: str, scale: float):
+    """The figure recomputed from thread CPU time, for time-based counters."""
+    cpu = results.values(benchmark, "cpu_ns_per_op")
+    if not cpu:
+        return None
+    median = statistics.median(cpu)
+    if counter == "ns_per_op":
+        return median * scale
+    if counter == "ops_per_s" and median > 0:
+        return 1e9 / median * scale
+    return None
+
+
+def compute_figures(results: dict[str, SuiteResults]) -> dict[str, Figure]:
+    figures = {name: Figure(name, spec) for name, spec in FIGURES.items()}
+    for figure in figures.values():
+        if figure.derived:
+            continue
+        if figure.suite not in results:
+            raise ValueError(f"figure {figure.name}: unknown suite {figure.suite}")
+        suite = results[figure.suite]
+        benchmark, counter = figure.source
+        if benchmark in suite.errors:
+            figure.error = suite.errors[benchmark]
+            continue
+        values = suite.values(benchmark, counter)
+        if not values:
+            continue
+        figure.repetitions = len(values)
+        figure.value = statistics.median(values) * figure.scale
+        if len(values) >= 2 and statistics.fmean(values) != 0:
+            figure.cv = statistics.stdev(values) / abs(statistics.fmean(values))
+        figure.cpu_value = _cpu_equivalent(suite, benchmark, counter, figure.scale)
+    values = {name: f.value for name, f in figures.items()}
+    cpu_values = {name: (f.cpu_value if f.cpu_value is not None else f.value)
+                  for name, f in figures.items()}
+    for figure in figures.values():
+        if figure.derived:
+            figure.value = figure.source(values)
+            if figure.value is not None:
+                figure.cpu_value = figure.source(cpu_values)
+    for figure in figures.values():
+        if figure.target_figure is not None:
+            if figure.target_figure not in figures:
+                raise ValueError(f"figure {figure.name}: unknown target {figure.target_figure}")
+            reference = figures[figure.target_figure].value
+            figure.target = None if reference is None else reference * figure.target_scale
+    return figures
+
+
+# ---------------------------------------------------------------------------
+# Formatting.
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    magnitude = abs(value)
+    if magnitude >= 1000 or (magnitude >= 1 and float(value).is_integer()):
+        return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def value_text(figure: Figure) -> str:
+    if figure.value is None:
+        return "error: " + figure.error if figure.error else "not measured"
+    return f"{fmt(figure.value)} {figure.unit}"
+
+
+def status_text(figure: Figure) -> str:
+    status = figure.status()
+    return "**misses**" if status == "misses" else status
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def figure_rows(figures: list[Figure], detail: bool) -> list[list[str]]:
+    rows = []
+    for f in figures:
+        row = [f"`{f.name}`", f.description, value_text(f), f.target_text(),
+               f.reference or "—", status_text(f)]
+        if detail:
+            cpu = "—" if f.cpu_value is None or f.value is None else f"{fmt(f.cpu_value)}"
+            if f.contended():
+                cpu += " (busy CPU)"
+            cv = "—" if f.cv is None else f"{100 * f.cv:.1f} %"
+            row += [cpu, cv]
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# The report.
+
+
+def machine_lines(run_info: dict, results: dict[str, SuiteResults]) -> list[str]:
+    context = next((r.context for r in results.values() if r.context), {})
+    cpu_model = run_info.get("cpu_model") or read_cpu_model()
+    nproc = run_info.get("nproc") or os.cpu_count()
+    caches = ", ".join(
+        f"L{c['level']} {c['type'].lower()} {c['size'] // 1024} KiB"
+        + (f" ×{context.get('num_cpus', 1) // c['num_sharing']}" if c.get("num_sharing") else "")
+        for c in context.get("caches", []))
+    load = context.get("load_avg") or run_info.get("load_avg")
+    lines = [
+        f"- Command: `{run_info.get('command', 'bench/report.py')}`",
+        f"- Date: {context.get('date') or run_info.get('date', 'unknown')}",
+        f"- Source: commit {run_info.get('commit', 'unknown')}"
+        + (f"; not yet committed: {', '.join(run_info['changed_files'])}"
+           if run_info.get("changed_files") else "; crdt/, bench/ and the build files as committed"),
+        f"- Machine: {nproc} CPUs (nproc), {cpu_model}"
+        + (f", {context['mhz_per_cpu']} MHz" if context.get("mhz_per_cpu") else "")
+        + (f"; {caches}" if caches else ""),
+        f"- Kernel: {run_info.get('kernel', 'unknown')}",
+        f"- Compiler: {context.get('converge_compiler', run_info.get('compiler', 'unknown'))}, "
+        f"CMAKE_BUILD_TYPE={context.get('converge_build_type', '?')} "
+        f"(flags `{context.get('converge_cxx_flags', '?').strip()}`, assertions "
+        f"{context.get('converge_assertions', '?')})",
+        f"- Google Benchmark library build type: {context.get('library_build_type', '?')} "
+        "(affects only its own loop, not the manually timed regions)",
+        f"- Mode: {run_info.get('mode', context.get('converge_mode', '?'))}"
+        + (f"; {run_info['mode_detail']}" if run_info.get("mode_detail") else ""),
+    ]
+    if load:
+        lines.append("- Load average when the run started: "
+                     + ", ".join(f"{x:.2f}" for x in load))
+    if run_info.get("elapsed_seconds") is not None:
+        s = int(run_info["elapsed_seconds"])
+        lines.append(f"- Duration of the run (build included): {s // 60} min {s % 60:02d} s")
+    if context.get("converge_optimized") == "no":
+        lines.append("- **Warning: the benchmark binary was built without optimization.**")
+    return lines
+
+
+def contention_note(figures: dict[str, Figure]) -> list[str]:
+    """Warns when wall-clock time ran well ahead of CPU time (a busy machine)."""
+    timed = [f for f in figures.values() if f.wall_over_cpu() is not None]
+    if not timed:
+        return []
+    busy = [f for f in timed if f.contended()]
+    if not busy:
+        return [f"Wall-clock and thread CPU time agree within {100 * (CONTENDED - 1):.0f} % "
+                f"for every timed figure: nothing else competed for the CPU."]
+    worst = max(f.wall_over_cpu() for f in busy)
+    return [f"**Part of this run shared the CPU with other work**: for {len(busy)} of "
+            f"{len(timed)} timed figures the wall-clock time exceeded the thread's CPU time by "
+            f"more than {100 * (CONTENDED - 1):.0f} % (up to {worst:.2f}×); they are marked "
+            "\"busy CPU\" below. Values and status use wall-clock time; the CPU-time column "
+            "gives the same figure from the thread's CPU time. Fresh memory that the "
+            "hypervisor has to back also shows as wall time only."]
+
+
+def render(figures: dict[str, Figure], results: dict[str, SuiteResults],
+           run_info: dict) -> str:
+    out = ["# Benchmarks", "",
+           "<!-- Generated by bench/report.py from the results of bench/run; do not edit. -->",
+           "",
+           "Regenerate with `bench/run` (a full run: every size, each benchmark repeated, "
+           "medians reported) or `bench/run --quick` (fewer sizes, no repetitions, under 5 "
+           "minutes). The figure names are those of `bench/run --json FILE`.",
+           "", "## How this report was produced", ""]
+    out += machine_lines(run_info, results)
+    out += [""] + contention_note(figures)
+
+    out += ["", "## Summary", ""]
+    headline = [f for f in figures.values() if f.headline]
+    out += md_table(["Figure", "What", "Value", "Target", "Reference", "Status"],
+                    figure_rows(headline, detail=False))
+    missed = [f.name for f in headline if f.status() == "misses"]
+    out += ["", ("Targets missed: " + ", ".join(f"`{m}`" for m in missed) + ".")
+            if missed else "Every target is met."]
+
+    out += ["", "## Reference points", "",
+            "Published figures of other implementations, as quoted in the issue that set the "
+            "targets. They were measured on other machines and are not re-run here; read them "
+            "as orders of magnitude.", ""]
+    rows = []
+    for ref in REFERENCES:
+        theirs = ref.get("text") or f"{fmt(ref['value'])} {ref['unit']}"
+        try:
+            ours_value = ref["ours"]({n: f.value for n, f in figures.items()})
+        except (TypeError, ZeroDivisionError):
+            ours_value = None
+        ours = "not measured" if ours_value is None else f"{fmt(ours_value)} {ref['ours_unit']}"
+        comparison = "—"
+        if ours_value and ref.get("value") and ref.get("note"):
+            comparison = ref["note"].format(ref["value"] / ours_value)
+        rows.append([ref["system"], ref["what"], theirs, ours + f" (`{ref['figure']}`)",
+                     comparison])
+    out += md_table(["System", "Measurement", "Published", "converge, this run", "Comparison"],
+                    rows)
+
+    for suite_key, suite in SUITES.items():
+        out += ["", f"## {suite['title']}", "", f"Source: {suite['binary']}."]
+        errors = results[suite_key].errors
+        if errors:
+            out += ["", "Benchmarks that reported an error:"]
+            out += [f"- `{name}`: {message}" for name, message in errors.items()]
+        for section in suite["sections"]:
+            in_section = [f for f in figures.values()
+                          if f.suite == suite_key and f.section == section]
+            out += ["", f"### {section}", ""]
+            out += md_table(["Figure", "What", "Value", "Target", "Reference", "Status",
+                             "CPU-time value", "Spread (CV)"],
+                            figure_rows(in_section, detail=True))
+            for series in SERIES.values():
+                if series["suite"] == suite_key and series["section"] == section:
+                    out += [""] + render_series(series, figures)
+            out += section_notes(suite_key, section)
+
+    out += ["", "## Method", ""] + METHOD_NOTES
+    return "\n".join(out) + "\n"
+
+
+def render_series(series: dict, figures: dict[str, Figure]) -> list[str]:
+    header = [series["x_label"]] + list(series["columns"])
+    rows = []
+    for x, suffix in series["rows"]:
+        cells = [f"{x:,}"]
+        for pattern in series["columns"].values():
+            f = figures.get(pattern.format(suffix))
+            cells.append("not measured" if f is None or f.value is None else fmt(f.value))
+        rows.append(cells)
+    return [f"**{series['title']}**", ""] + md_table(header, rows)
+
+
+SECTION_NOTES = {
+    ("crdt", "OrSet add"): [
+        "Sequential figures time n adds into an empty set, so they include the growth of "
+        "its vectors and hash indexes; \"one add at that size\" times batches of 1,000 adds "
+        "(100 at 1,000) into a set already holding n elements, which are removed again "
+        "outside the timed region.",
+    ],
+    ("crdt", "Counters and maps"): [
+        "The representation of a CausalCounter may grow with the increments it receives "
+        "(one dot per increment until reset), and with it the cost of an update; each timed "
+        "batch therefore starts from a fresh copy of the same prepared cart, and the table "
+        "above shows how the cost depends on the increments a key received before.",
+    ],
+}
+
+
+def section_notes(suite: str, section: str) -> list[str]:
+    notes = SECTION_NOTES.get((suite, section), [])
+    return ([""] + notes) if notes else []
+
+
+METHOD_NOTES = [
+    "- Every timed benchmark measures its own region with a steady clock "
+    "(Google Benchmark `UseManualTime`); building inputs, copying states and destroying "
+    "results are outside it. Element names (`item-0`, `item-1`, …) are generated beforehand "
+    "and fit the small-string buffer, so copying one into a set allocates nothing.",
+    "- Every mutator's returned delta is kept alive until the next operation and passed to "
+    "`benchmark::DoNotOptimize`, so building and destroying it is part of the cost.",
+    "- Values are medians over the repetitions of a benchmark; \"Spread (CV)\" is the "
+    "standard deviation over the mean across repetitions. The CPU-time column recomputes "
+    "time figures from the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).",
+    "- Memory figures are the growth of `mallinfo2()` `uordblks + hblkhd` while building the "
+    "state (glibc serves large vectors and hash tables by mmap, counted in `hblkhd`), "
+    "divided by the element count; malloc's chunk overhead is included. Delta heap bytes "
+    "and allocation counts come from a counting `operator new` in the benchmark binary "
+    "(bench/alloc_counter.cc).",
+    "- Raw results: `build-bench/results/*.json` (Google Benchmark JSON, one file per suite).",
+]
+
+
+# ---------------------------------------------------------------------------
+# Plain-text table for stdout.
+
+
+def print_table(figures: dict[str, Figure], stream=sys.stdout) -> None:
+    rows = [("figure", "value", "target", "status")]
+    for f in figures.values():
+        value = "not measured" if f.value is None else f"{fmt(f.value)} {f.unit}"
+        rows.append((f.name, value, f.target_text(), f.status()))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for i, row in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=stream)
+        if i == 0:
+            print("  ".join("-" * w for w in widths), file=stream)
+
+
+def read_cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=REPO_ROOT / "build-bench" / "results")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--json", type=Path, help="also write {figure: value} to this file")
+    parser.add_argument("--command", help="command line to show in the report "
+                        "(default: the one recorded in run.json)")
+    args = parser.parse_args(argv)
+
+    run_info_path = args.results / "run.json"
+    run_info = json.loads(run_info_path.read_text()) if run_info_path.exists() else {}
+    if args.command:
+        run_info["command"] = args.command
+
+    results = load_results(args.results)
+    if not any(r.runs for r in results.values()):
+        print(f"report.py: no benchmark results in {args.results}", file=sys.stderr)
+        return 1
+    figures = compute_figures(results)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(figures, results, run_info))
+    if args.json:
+        flat = {name: f.value for name, f in figures.items()}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(flat, indent=2) + "\n")
+
+    print_table(figures)
+    print(f"\nreport: {args.out}" + (f"; figures: {args.json}" if args.json else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
