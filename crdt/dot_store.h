@@ -238,40 +238,29 @@ class DotMap {
   // Runs f(S&) on the store of `key` (an empty store if the key is absent)
   // and keeps the indexes in step with what f did; a store left empty removes
   // the key. If f throws, f must leave the store unchanged (strong
-  // guarantee), and the map is unchanged.
+  // guarantee), and the map is unchanged. Index upkeep reads the store's
+  // dots before and after f: O(size of the store).
   template <class Key, class F>
   requires std::is_same_v<std::remove_cvref_t<Key>, K>
   void Modify(Key&& key, F&& f) {
-    std::uint32_t hash = 0;  // set by IndexOf when the key index exists
-    std::size_t i = IndexOf(key, &hash);
-    const bool created = i == kNone;
-    if (created) {
-      entries_.push_back(Entry{std::forward<Key>(key), S{}});
-      i = entries_.size() - 1;
-    }
-    internal::InlineVector<Dot> before;
-    if (indexed() && !created)
-      entries_[i].store.ForEachDot([&](const Dot& d) { before.push_back(d); });
-    try {
-      f(entries_[i].store);
-    } catch (...) {
-      if (created) entries_.pop_back();
-      throw;
-    }
-    if (entries_[i].store.empty()) {
-      if (created) {
-        entries_.pop_back();
-      } else {
-        EraseAt(i, before.span());
-      }
-      return;
-    }
-    if (created && keyed()) key_index_.Insert(KeySlot{hash, ToSlotIndex(i)});
-    if (indexed()) {
-      for (const Dot& d : before.span()) EraseDot(d, i);
-      entries_[i].store.ForEachDot([&](const Dot& d) { InsertDot(d, i); });
-    }
-    MaybeBuildIndexes();
+    ModifyEntry</*kReported=*/false>(std::forward<Key>(key),
+                                     [&](S& store, DotChanges&) { f(store); });
+  }
+
+  // The dots one mutation added to and removed from an entry's store.
+  struct DotChanges {
+    internal::InlineVector<Dot> added;
+    internal::InlineVector<Dot> removed;
+  };
+
+  // Like Modify, for a mutation that reports its own effect: f(S&,
+  // DotChanges&) records every dot it adds to and removes from the store.
+  // Index upkeep then costs O(changes), not O(size of the store) — what
+  // keeps an OrMap update O(1) however many dots the value holds.
+  template <class Key, class F>
+  requires std::is_same_v<std::remove_cvref_t<Key>, K>
+  void ModifyReported(Key&& key, F&& f) {
+    ModifyEntry</*kReported=*/true>(std::forward<Key>(key), std::forward<F>(f));
   }
 
   // Inserts a new entry. Precondition: key absent, store non-empty.
@@ -399,6 +388,45 @@ class DotMap {
       return SameDot(s, probe) && ContainsDot(entries_[s.index_plus_one - 1].store, dot);
     });
     return slot == nullptr ? kNone : slot->index_plus_one - 1;
+  }
+
+  template <bool kReported, class Key, class F>
+  void ModifyEntry(Key&& key, F&& f) {
+    std::uint32_t hash = 0;  // set by IndexOf when the key index exists
+    std::size_t i = IndexOf(key, &hash);
+    const bool created = i == kNone;
+    if (created) {
+      entries_.push_back(Entry{std::forward<Key>(key), S{}});
+      i = entries_.size() - 1;
+    }
+    DotChanges changes;
+    if (!kReported && indexed() && !created) {
+      entries_[i].store.ForEachDot([&](const Dot& d) { changes.removed.push_back(d); });
+    }
+    try {
+      f(entries_[i].store, changes);
+    } catch (...) {
+      if (created) entries_.pop_back();
+      throw;
+    }
+    if (entries_[i].store.empty()) {
+      if (created) {
+        entries_.pop_back();
+      } else {
+        EraseAt(i, changes.removed.span());
+      }
+      return;
+    }
+    if (created && keyed()) key_index_.Insert(KeySlot{hash, ToSlotIndex(i)});
+    if (indexed()) {
+      for (const Dot& d : changes.removed.span()) EraseDot(d, i);
+      if (kReported) {
+        for (const Dot& d : changes.added.span()) InsertDot(d, i);
+      } else {
+        entries_[i].store.ForEachDot([&](const Dot& d) { InsertDot(d, i); });
+      }
+    }
+    MaybeBuildIndexes();
   }
 
   void InsertDot(const Dot& dot, std::size_t i) { dot_index_.Insert(SlotOf(dot, ToSlotIndex(i))); }

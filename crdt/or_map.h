@@ -54,7 +54,8 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
   template <class F>
   requires std::same_as<std::invoke_result_t<F, V&>, V> OrMap Update(const K& key, F&& mutate) {
     OrMap delta;
-    this->store_.Modify(key, [&](ValueStore& store) {
+    using Changes = typename DotMap<K, ValueStore>::DotChanges;
+    this->store_.ModifyReported(key, [&](ValueStore& store, Changes& changes) {
       // Lend the key's store and the shared context to a V for the mutator,
       // and take them back whatever happens.
       V value;
@@ -70,10 +71,15 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
         }
       } restore{value, store, this->context_};
       V value_delta = std::forward<F>(mutate)(value);
+      // A mutator's delta holds the dots it created in its store, and those
+      // plus the dots it removed in its context.
+      const ValueStore& added = Access::StoreOf(value_delta);
+      added.ForEachDot([&](const Dot& d) { changes.added.push_back(d); });
+      Access::ContextOf(value_delta).ForEachDot([&](const Dot& d) {
+        if (!ContainsDot(added, d)) changes.removed.push_back(d);
+      });
       delta.context_ = std::move(Access::ContextOf(value_delta));
-      if (!Access::StoreOf(value_delta).empty()) {
-        delta.store_.Insert(key, std::move(Access::StoreOf(value_delta)));
-      }
+      if (!added.empty()) delta.store_.Insert(key, std::move(Access::StoreOf(value_delta)));
     });
     return delta;
   }

@@ -45,9 +45,14 @@ class OrSet : public internal::Causal<DotMap<T, DotSet>> {
     OrSet delta;
     const Dot dot = this->context_.NextDot(replica);
     delta.context_.Insert(dot);
-    this->store_.Modify(value, [&](DotSet& dots) {
-      dots.ForEachDot([&](const Dot& old) { delta.context_.Insert(old); });
+    using Changes = typename DotMap<T, DotSet>::DotChanges;
+    this->store_.ModifyReported(value, [&](DotSet& dots, Changes& changes) {
+      dots.ForEachDot([&](const Dot& old) {
+        delta.context_.Insert(old);
+        changes.removed.push_back(old);
+      });
       dots = DotSet(dot);
+      changes.added.push_back(dot);
     });
     delta.store_.Insert(std::move(value), DotSet(dot));
     return delta;
