@@ -28,7 +28,7 @@ class CausalCounter : public internal::Causal<DotFun<std::uint64_t>> {
  public:
   CausalCounter() = default;
   static CausalCounter FromParts(DotFun<std::uint64_t> store, CausalContext context) {
-    return CausalCounter(std::move(store), std::move(context));
+    return {std::move(store), std::move(context)};
   }
 
   // Adds n > 0 (n == 0 is a no-op returning the bottom delta). Throws
@@ -46,7 +46,7 @@ class CausalCounter : public internal::Causal<DotFun<std::uint64_t>> {
 
   // Removes every increment observed here (value 0 here).
   CausalCounter Reset() {
-    CausalCounter delta = RemovalOf<CausalCounter>(store_);
+    auto delta = RemovalOf<CausalCounter>(store_);
     store_.clear();
     return delta;
   }
@@ -55,7 +55,7 @@ class CausalCounter : public internal::Causal<DotFun<std::uint64_t>> {
   // and, when n > 0, adds one dot carrying n. Increments concurrent with the
   // Set are added on top when they meet it.
   CausalCounter Set(ReplicaId replica, std::uint64_t n) {
-    CausalCounter delta = RemovalOf<CausalCounter>(store_);
+    auto delta = RemovalOf<CausalCounter>(store_);
     store_.clear();
     if (n > 0) {
       const Dot dot = context_.NextDot(replica);

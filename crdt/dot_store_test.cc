@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -636,7 +637,7 @@ void CheckJoinsAgainstReference(std::uint64_t seed, int inner_keys) {
   std::map<JoinPath, int> paths;
   for (int round = 0; round < 300; ++round) {
     SCOPED_TRACE(testing::Message() << "seed " << seed << " round " << round);
-    constexpr int kOuterKeys[] = {4, 8, 12, 40, 80};
+    constexpr std::array<int, 5> kOuterKeys = {4, 8, 12, 40, 80};
     const int outer_keys = kOuterKeys[round % 5];
     const Universe u(rng, 4, 30, outer_keys, inner_keys);
 
@@ -744,7 +745,7 @@ TEST(DotMapTest, IndexesStayConsistentUnderRandomOperations) {
   SetMap m;
   std::map<int, RefSet> model;
   std::vector<Dot> issued;
-  std::uint64_t next[4] = {0, 0, 0, 0};
+  std::array<std::uint64_t, 4> next = {0, 0, 0, 0};
   const auto fresh = [&] {
     const std::size_t r = rng() % 4;
     const Dot d{ReplicaId{r + 1}, ++next[r]};

@@ -18,13 +18,13 @@ class EwFlag : public internal::Causal<DotSet> {
  public:
   EwFlag() = default;
   static EwFlag FromParts(DotSet store, CausalContext context) {
-    return EwFlag(std::move(store), std::move(context));
+    return {std::move(store), std::move(context)};
   }
 
   // Sets the flag; the new dot replaces every dot observed here, so the
   // metadata stays one dot per enabling replica.
   EwFlag Enable(ReplicaId replica) {
-    EwFlag delta = RemovalOf<EwFlag>(store_);
+    auto delta = RemovalOf<EwFlag>(store_);
     const Dot dot = context_.NextDot(replica);
     store_ = DotSet(dot);
     delta.store_ = DotSet(dot);
@@ -34,7 +34,7 @@ class EwFlag : public internal::Causal<DotSet> {
 
   // Clears the flag as observed here.
   EwFlag Disable() {
-    EwFlag delta = RemovalOf<EwFlag>(store_);
+    auto delta = RemovalOf<EwFlag>(store_);
     store_.clear();
     return delta;
   }

@@ -24,12 +24,12 @@ class MvRegister : public internal::Causal<DotFun<T>> {
  public:
   MvRegister() = default;
   static MvRegister FromParts(DotFun<T> store, CausalContext context) {
-    return MvRegister(std::move(store), std::move(context));
+    return {std::move(store), std::move(context)};
   }
 
   // Writes `value`, replacing every value observed here.
   MvRegister Assign(ReplicaId replica, T value) {
-    MvRegister delta = Base::template RemovalOf<MvRegister>(this->store_);
+    auto delta = Base::template RemovalOf<MvRegister>(this->store_);
     const Dot dot = this->context_.NextDot(replica);
     delta.context_.Insert(dot);
     delta.store_ = DotFun<T>(dot, value);
@@ -39,7 +39,7 @@ class MvRegister : public internal::Causal<DotFun<T>> {
 
   // Empties the register as observed here.
   MvRegister Clear() {
-    MvRegister delta = Base::template RemovalOf<MvRegister>(this->store_);
+    auto delta = Base::template RemovalOf<MvRegister>(this->store_);
     this->store_.clear();
     return delta;
   }

@@ -42,7 +42,7 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
 
   OrMap() = default;
   static OrMap FromParts(DotMap<K, ValueStore> store, CausalContext context) {
-    return OrMap(std::move(store), std::move(context));
+    return {std::move(store), std::move(context)};
   }
 
   // Applies a mutator of V to the value at `key` (a bottom V when absent) and
@@ -97,7 +97,7 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
 
   // Removes every key as observed here.
   OrMap Clear() {
-    OrMap delta = Base::template RemovalOf<OrMap>(this->store_);
+    auto delta = Base::template RemovalOf<OrMap>(this->store_);
     this->store_.clear();
     return delta;
   }

@@ -35,7 +35,7 @@ class OrSet : public internal::Causal<DotMap<T, DotSet>> {
  public:
   OrSet() = default;
   static OrSet FromParts(DotMap<T, DotSet> store, CausalContext context) {
-    return OrSet(std::move(store), std::move(context));
+    return {std::move(store), std::move(context)};
   }
 
   // Adds `value` with a new dot of `replica`; the delta holds the element
@@ -71,7 +71,7 @@ class OrSet : public internal::Causal<DotMap<T, DotSet>> {
 
   // Removes every element observed here.
   OrSet Clear() {
-    OrSet delta = Base::template RemovalOf<OrSet>(this->store_);
+    auto delta = Base::template RemovalOf<OrSet>(this->store_);
     this->store_.clear();
     return delta;
   }

@@ -39,7 +39,7 @@ static_assert(std::is_same_v<decltype(&StringSet::Join), void (StringSet::*)(con
 static_assert(std::is_same_v<decltype(&StringSet::size), std::size_t (StringSet::*)() const>);
 static_assert(std::is_same_v<decltype(&StringSet::Elements),
                              std::vector<std::string> (StringSet::*)() const>);
-static_assert(
+static_assert(  // NOLINTNEXTLINE(misc-redundant-expression): two operands of one type
     std::is_same_v<decltype(std::declval<const StringSet&>() == std::declval<const StringSet&>()),
                    bool>);
 static_assert(std::is_same_v<decltype(std::declval<const StringSet&>().IsBottom()), bool>);
@@ -290,6 +290,7 @@ TEST(OrSetTest, ConcurrentRemovesAndAddsOnALargeSetConverge) {
   OrSet<int> b = a;
   std::vector<OrSet<int>> a_deltas;
   std::vector<OrSet<int>> b_deltas;
+  b_deltas.reserve(10);
   for (int i = 0; i < 10; ++i) b_deltas.push_back(b.Remove(i));
   a_deltas.push_back(a.Add(kA, 3));  // concurrent re-adds of removed items
   a_deltas.push_back(a.Add(kA, 7));

@@ -140,6 +140,8 @@ class InlineVector {
 
   [[nodiscard]] std::size_t heap_bytes() const { return std::size_t{capacity_} * sizeof(T); }
 
+  // std::erase_if's shape, so generic code can call erase_if(v, pred).
+  // NOLINTNEXTLINE(readability-identifier-naming)
   friend std::size_t erase_if(InlineVector& v, auto pred) { return v.erase_if(pred); }
 
   friend bool operator==(const InlineVector& a, const InlineVector& b) {
