@@ -638,7 +638,7 @@ void CheckJoinsAgainstReference(std::uint64_t seed, int inner_keys) {
   for (int round = 0; round < 300; ++round) {
     SCOPED_TRACE(testing::Message() << "seed " << seed << " round " << round);
     constexpr std::array<int, 5> kOuterKeys = {4, 8, 12, 40, 80};
-    const int outer_keys = kOuterKeys[round % 5];
+    const int outer_keys = kOuterKeys[static_cast<std::size_t>(round) % kOuterKeys.size()];
     const Universe u(rng, 4, 30, outer_keys, inner_keys);
 
     // Our state is a full replica state; theirs is a delta in half of the
