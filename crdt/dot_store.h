@@ -25,7 +25,6 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
-#include <ranges>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -526,8 +525,10 @@ void DotMap<K, S>::JoinFrom(const CausalContext& c, const DotMap& s2, const Caus
   // Descending order: erasing entry i moves the last entry, which has been
   // handled already.
   const S empty_store{};
-  for (const std::size_t i : std::views::reverse(affected)) {
-    Modify(entries_[i].key, [&](S& store) { JoinStore(store, c, empty_store, c2); });
+  // (Not std::views::reverse: clang 14 cannot compile it with libstdc++ 12.)
+  for (auto it = affected.rbegin(); it != affected.rend();
+       ++it) {  // NOLINT(modernize-loop-convert)
+    Modify(entries_[*it].key, [&](S& store) { JoinStore(store, c, empty_store, c2); });
   }
   // Keys on their side: join entry by entry.
   for (const Entry& e : s2.entries_) {
