@@ -1,0 +1,153 @@
+// TypeRegistry: joins encoded states without knowing their C++ type at the
+// call site.
+//
+// Every encoding carries its type id (codec.h). The storage layer's merge
+// operator and the replication layer handle states of many types as bytes;
+// the registry maps a type id to the decode/join/encode of that type. Types
+// are registered explicitly — WithBuiltins() registers every converge type
+// over the common element types, and Register<T>() adds any other (for
+// example a CRDT over your own ValueCodec). Immutable after set-up, so it
+// can be shared by threads (RocksDB calls merge operators from many).
+
+#ifndef CONVERGE_CRDT_CODEC_REGISTRY_H_
+#define CONVERGE_CRDT_CODEC_REGISTRY_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "crdt/codec/codec.h"
+#include "crdt/codec/columns.h"
+#include "crdt/codec/status.h"
+
+namespace converge::codec {
+
+class TypeRegistry {
+ public:
+  // Joins `operands` (encodings of one type) into `base` (or into bottom
+  // when absent) and returns the encoding of the result.
+  using JoinFn = std::function<StatusOr<std::string>(const std::optional<std::string_view>& base,
+                                                     std::span<const std::string_view> operands,
+                                                     const DecodeOptions& options)>;
+  // Decodes and validates; returns the canonical re-encoding.
+  using ValidateFn = std::function<Status(std::string_view bytes, const DecodeOptions& options)>;
+
+  struct Entry {
+    std::string descriptor;
+    JoinFn join;
+    ValidateFn validate;
+  };
+
+  TypeRegistry() = default;
+
+  // Every converge CRDT type over std::string, int64 and uint64 elements,
+  // and the cart's OrMap<std::string, CausalCounter>.
+  static TypeRegistry WithBuiltins();
+
+  template <class T>
+  void Register() {
+    const std::uint32_t id = TypeIdOf<T>();
+    Entry entry{TypeCodec<T>::Descriptor(), &JoinAs<T>, &ValidateAs<T>};
+    const auto [it, fresh] = types_.emplace(id, std::move(entry));
+    // Two descriptors with one 32-bit id would make encodings ambiguous.
+    if (!fresh && it->second.descriptor != TypeCodec<T>::Descriptor()) {
+      collisions_.push_back(it->second.descriptor + " / " + TypeCodec<T>::Descriptor());
+    }
+  }
+
+  // Descriptors whose type ids collided (must be empty for a usable registry).
+  [[nodiscard]] const std::vector<std::string>& collisions() const { return collisions_; }
+
+  [[nodiscard]] const Entry* Find(std::uint32_t type_id) const {
+    const auto it = types_.find(type_id);
+    return it == types_.end() ? nullptr : &it->second;
+  }
+
+  // The type id in an encoding (parses the message header and columns).
+  static StatusOr<std::uint32_t> PeekTypeId(std::string_view bytes,
+                                            const DecodeLimits& limits = {}) {
+    Columns columns;
+    CONVERGE_RETURN_IF_ERROR(DecodeColumns(bytes, limits, &columns));
+    return columns.type_id;
+  }
+
+  // Joins encodings of one registered type; the type comes from the bytes.
+  [[nodiscard]] StatusOr<std::string> Join(const std::optional<std::string_view>& base,
+                                           std::span<const std::string_view> operands,
+                                           const DecodeOptions& options = {}) const {
+    const std::string_view first =
+        base ? *base : (operands.empty() ? std::string_view{} : operands[0]);
+    if (first.empty()) return InvalidArgument("nothing to join");
+    const StatusOr<std::uint32_t> id = PeekTypeId(first, options.limits);
+    if (!id.ok()) return id.status();
+    const Entry* entry = Find(*id);
+    if (entry == nullptr) return InvalidArgument("unregistered type id " + std::to_string(*id));
+    return entry->join(base, operands, options);
+  }
+
+  // Decodes `bytes` as whatever registered type it names; ok if valid.
+  [[nodiscard]] Status Validate(std::string_view bytes, const DecodeOptions& options = {}) const {
+    const StatusOr<std::uint32_t> id = PeekTypeId(bytes, options.limits);
+    if (!id.ok()) return id.status();
+    const Entry* entry = Find(*id);
+    if (entry == nullptr) return InvalidArgument("unregistered type id " + std::to_string(*id));
+    return entry->validate(bytes, options);
+  }
+
+ private:
+  template <class T>
+  static StatusOr<std::string> JoinAs(const std::optional<std::string_view>& base,
+                                      std::span<const std::string_view> operands,
+                                      const DecodeOptions& options) {
+    T state;
+    if (base) {
+      StatusOr<T> decoded = Decode<T>(*base, options);
+      if (!decoded.ok()) return decoded.status().WithContext("base state");
+      state = std::move(decoded).value();
+    }
+    for (const std::string_view operand : operands) {
+      StatusOr<T> decoded = Decode<T>(operand, options);
+      if (!decoded.ok()) return decoded.status().WithContext("operand");
+      state.Join(*decoded);
+    }
+    return Encode(state);
+  }
+
+  template <class T>
+  static Status ValidateAs(std::string_view bytes, const DecodeOptions& options) {
+    return Decode<T>(bytes, options).status();
+  }
+
+  std::map<std::uint32_t, Entry> types_;
+  std::vector<std::string> collisions_;
+};
+
+inline TypeRegistry TypeRegistry::WithBuiltins() {
+  TypeRegistry r;
+  r.Register<crdt::GCounter>();
+  r.Register<crdt::PnCounter>();
+  r.Register<crdt::EwFlag>();
+  r.Register<crdt::CausalCounter>();
+  r.Register<crdt::LwwRegister<std::string>>();
+  r.Register<crdt::LwwRegister<std::int64_t>>();
+  r.Register<crdt::MvRegister<std::string>>();
+  r.Register<crdt::MvRegister<std::int64_t>>();
+  r.Register<crdt::OrSet<std::string>>();
+  r.Register<crdt::OrSet<std::int64_t>>();
+  r.Register<crdt::OrSet<std::uint64_t>>();
+  r.Register<crdt::OrMap<std::string, crdt::CausalCounter>>();
+  r.Register<crdt::OrMap<std::string, crdt::EwFlag>>();
+  r.Register<crdt::OrMap<std::string, crdt::MvRegister<std::string>>>();
+  r.Register<crdt::OrMap<std::string, crdt::OrSet<std::string>>>();
+  return r;
+}
+
+}  // namespace converge::codec
+
+#endif  // CONVERGE_CRDT_CODEC_REGISTRY_H_

@@ -1,0 +1,461 @@
+// RocksStore: replica state in RocksDB. See docs/storage.md.
+//
+// Column families:
+//   default  key -> encoded CRDT state; the merge operator joins deltas
+//   meta     replica identity, leases, shutdown marker (see MetaKey)
+//
+// Every meta update is a synced write. The data column family is written
+// with sync according to Durability.
+
+#include "storage/rocks_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/options_util.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace converge::storage {
+namespace {
+
+constexpr char kMetaFamily[] = "meta";
+
+// Meta keys.
+constexpr char kReplicaKey[] = "replica_id";
+constexpr char kIncarnationKey[] = "incarnation";
+constexpr char kDotLeaseKey[] = "dot_lease_end";
+constexpr char kHlcKey[] = "hlc_high_water";
+constexpr char kCleanKey[] = "clean_shutdown";
+constexpr char kBootKey[] = "boot_id";
+constexpr char kDurabilityKey[] = "durability";
+constexpr char kFormatKey[] = "format";
+constexpr char kFormatVersion[] = "converge-store-1";
+
+std::string EncodeU64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    out[static_cast<std::size_t>(i)] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+
+std::optional<std::uint64_t> DecodeU64(std::string_view bytes) {
+  if (bytes.size() != 8) return std::nullopt;
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) {
+    v = (v << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
+  }
+  return v;
+}
+
+std::string EncodeHlc(crdt::HlcTimestamp t) {
+  return EncodeU64(t.physical_ms) + EncodeU64(t.logical);
+}
+
+std::optional<crdt::HlcTimestamp> DecodeHlc(std::string_view bytes) {
+  if (bytes.size() != 16) return std::nullopt;
+  const auto physical = DecodeU64(bytes.substr(0, 8));
+  const auto logical = DecodeU64(bytes.substr(8));
+  if (!physical || !logical || *logical > UINT32_MAX) return std::nullopt;
+  return crdt::HlcTimestamp{*physical, static_cast<std::uint32_t>(*logical)};
+}
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::Ok();
+  std::string message = std::string(what) + ": " + s.ToString();
+  if (s.IsCorruption()) return Corruption(std::move(message));
+  if (s.IsNoSpace() || s.IsIOError()) return IoError(std::move(message));
+  if (s.IsInvalidArgument()) return InvalidArgument(std::move(message));
+  if (s.IsBusy() || s.IsTryAgain()) return {StatusCode::kUnavailable, std::move(message)};
+  return IoError(std::move(message));
+}
+
+std::uint64_t RandomReplicaId() {
+  std::random_device device;
+  for (;;) {
+    const std::uint64_t id = (std::uint64_t{device()} << 32) ^ device();
+    if (id != 0) return id;
+  }
+}
+
+std::string ReadBootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id.empty() ? "unknown-boot" : id;
+}
+
+// The CRDT join as a RocksDB merge operator: a local or remote delta is a
+// blind merge write; reads and compactions join the operands into the state.
+class JoinMergeOperator final : public rocksdb::MergeOperator {
+ public:
+  explicit JoinMergeOperator(std::shared_ptr<const codec::TypeRegistry> registry)
+      : registry_(std::move(registry)) {}
+
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    std::vector<std::string_view> operands;
+    operands.reserve(in.operand_list.size());
+    for (const rocksdb::Slice& s : in.operand_list) operands.emplace_back(s.data(), s.size());
+    std::optional<std::string_view> base;
+    if (in.existing_value != nullptr) {
+      base = std::string_view(in.existing_value->data(), in.existing_value->size());
+    }
+    codec::DecodeOptions options;
+    options.trusted = true;  // written by this process after validation
+    StatusOr<std::string> joined = registry_->Join(base, operands, options);
+    if (joined.ok()) {
+      out->new_value = std::move(joined).value();
+      return true;
+    }
+    // One bad operand (e.g. a delta of another type) must not make the key
+    // unreadable: join the operands that fit the base's type one by one and
+    // drop the others, deterministically.
+    rocksdb::Log(rocksdb::InfoLogLevel::WARN_LEVEL, in.logger,
+                 "converge merge of key %s: %s; joining operands one by one",
+                 in.key.ToString(true).c_str(), joined.status().ToString().c_str());
+    std::optional<std::string> state;
+    if (base) {
+      // The base must be valid: a bad base is corruption and the read fails.
+      if (!registry_->Validate(*base, options).ok()) return false;
+      state = std::string(*base);
+    }
+    for (const std::string_view operand : operands) {
+      const std::string_view one[] = {operand};
+      StatusOr<std::string> next = state ? registry_->Join(std::string_view(*state), one, options)
+                                         : registry_->Join(std::nullopt, one, options);
+      if (next.ok()) {
+        state = std::move(next).value();
+      } else {
+        rocksdb::Log(rocksdb::InfoLogLevel::WARN_LEVEL, in.logger,
+                     "converge merge of key %s: dropped operand: %s", in.key.ToString(true).c_str(),
+                     next.status().ToString().c_str());
+      }
+    }
+    if (!state) return false;
+    out->new_value = std::move(*state);
+    return true;
+  }
+
+  bool PartialMergeMulti(const rocksdb::Slice& /*key*/,
+                         const std::deque<rocksdb::Slice>& operand_list, std::string* new_value,
+                         rocksdb::Logger* /*logger*/) const override {
+    std::vector<std::string_view> operands;
+    operands.reserve(operand_list.size());
+    for (const rocksdb::Slice& s : operand_list) operands.emplace_back(s.data(), s.size());
+    codec::DecodeOptions options;
+    options.trusted = true;
+    StatusOr<std::string> joined = registry_->Join(std::nullopt, operands, options);
+    if (!joined.ok()) return false;  // leave them for the full merge
+    *new_value = std::move(joined).value();
+    return true;
+  }
+
+  const char* Name() const override { return "converge.JoinMergeOperator"; }
+
+ private:
+  std::shared_ptr<const codec::TypeRegistry> registry_;
+};
+
+}  // namespace
+
+struct RocksStore::Impl {
+  RocksStoreOptions options;
+  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::ColumnFamilyHandle* data = nullptr;  // owned by db
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+
+  mutable std::mutex mu;  // guards identity and leases
+  Identity identity;
+  std::uint64_t dot_lease_end = 0;
+  crdt::HlcTimestamp hlc_high_water{};
+  bool closed = false;
+
+  Status PutMeta(const std::vector<std::pair<std::string, std::string>>& records) {
+    rocksdb::WriteBatch batch;
+    for (const auto& [key, value] : records) {
+      const rocksdb::Status s = batch.Put(meta, key, value);
+      if (!s.ok()) return FromRocks(s, "meta batch");
+    }
+    rocksdb::WriteOptions write;
+    write.sync = true;  // every meta record is durable before it is relied on
+    return FromRocks(db->Write(write, &batch), "write meta");
+  }
+
+  StatusOr<std::optional<std::string>> GetMeta(const char* key) {
+    std::string value;
+    const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, key, &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocks(s, std::string("read meta ") + key);
+    return std::optional<std::string>(std::move(value));
+  }
+
+  Status CheckOpen() const {
+    if (closed) return {StatusCode::kFailedPrecondition, "store is closed"};
+    return Status::Ok();
+  }
+
+  // Reads or creates the identity; decides whether this open starts a new
+  // incarnation. Called once, before the store is shared.
+  Status Recover() {
+    const std::string boot = options.boot_id.empty() ? ReadBootId() : options.boot_id;
+    StatusOr<std::optional<std::string>> format = GetMeta(kFormatKey);
+    if (!format.ok()) return format.status();
+    StatusOr<std::optional<std::string>> replica = GetMeta(kReplicaKey);
+    if (!replica.ok()) return replica.status();
+
+    if (!replica->has_value()) {
+      // A new data directory: a fresh identity.
+      identity.replica = crdt::ReplicaId{RandomReplicaId()};
+      identity.incarnation = 1;
+      return PutMeta({{kFormatKey, kFormatVersion},
+                      {kReplicaKey, EncodeU64(identity.replica.value())},
+                      {kIncarnationKey, EncodeU64(identity.incarnation)},
+                      {kDotLeaseKey, EncodeU64(0)},
+                      {kHlcKey, EncodeHlc({})},
+                      {kCleanKey, "0"},
+                      {kBootKey, boot},
+                      {kDurabilityKey, std::string(DurabilityName(options.durability))}});
+    }
+    if (!format->has_value() || **format != kFormatVersion) {
+      return Corruption("data directory has an unknown store format");
+    }
+    const auto id = DecodeU64(**replica);
+    StatusOr<std::optional<std::string>> incarnation = GetMeta(kIncarnationKey);
+    StatusOr<std::optional<std::string>> lease = GetMeta(kDotLeaseKey);
+    StatusOr<std::optional<std::string>> hlc = GetMeta(kHlcKey);
+    StatusOr<std::optional<std::string>> clean = GetMeta(kCleanKey);
+    StatusOr<std::optional<std::string>> last_boot = GetMeta(kBootKey);
+    StatusOr<std::optional<std::string>> last_durability = GetMeta(kDurabilityKey);
+    for (const auto* s : {&incarnation, &lease, &hlc, &clean, &last_boot, &last_durability}) {
+      if (!s->ok()) return s->status();
+      if (!s->value().has_value()) return Corruption("data directory misses replica metadata");
+    }
+    const auto inc = DecodeU64(**incarnation);
+    const auto lease_end = DecodeU64(**lease);
+    const auto high_water = DecodeHlc(**hlc);
+    if (!id || !inc || !lease_end || !high_water)
+      return Corruption("replica metadata is malformed");
+    identity.replica = crdt::ReplicaId{*id};
+    identity.incarnation = *inc;
+    dot_lease_end = *lease_end;
+    hlc_high_water = *high_water;
+    identity.recovered_from_crash = **clean != "1";
+
+    // Dots issued under this id are safe to continue after a crash unless
+    // writes that had left the process (acknowledged, sent to peers) can have
+    // been lost: a buffered store whose page cache did not survive (another
+    // boot). Then the history of this id may have holes that peers fill with
+    // dots we would issue again: continue under a new incarnation instead.
+    const bool lost_page_cache = **last_boot != boot;
+    const bool was_buffered = **last_durability == DurabilityName(Durability::kBuffered);
+    std::vector<std::pair<std::string, std::string>> records = {
+        {kCleanKey, "0"},
+        {kBootKey, boot},
+        {kDurabilityKey, std::string(DurabilityName(options.durability))}};
+    if (identity.recovered_from_crash && was_buffered && lost_page_cache) {
+      identity.replica = crdt::ReplicaId{RandomReplicaId()};
+      identity.incarnation += 1;
+      dot_lease_end = 0;
+      records.emplace_back(kReplicaKey, EncodeU64(identity.replica.value()));
+      records.emplace_back(kIncarnationKey, EncodeU64(identity.incarnation));
+      records.emplace_back(kDotLeaseKey, EncodeU64(0));
+    }
+    return PutMeta(records);
+  }
+};
+
+RocksStore::RocksStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+RocksStore::~RocksStore() {
+  if (impl_ && impl_->db) {
+    // Without Close() this is not a clean shutdown: the marker stays "0".
+    for (auto* handle : impl_->handles) (void)impl_->db->DestroyColumnFamilyHandle(handle);
+    (void)impl_->db->Close();
+  }
+}
+
+StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& path,
+                                                       RocksStoreOptions options) {
+  if (!options.registry) return InvalidArgument("RocksStoreOptions.registry is required");
+  if (!options.registry->collisions().empty()) {
+    return InvalidArgument("type registry has colliding type ids: " +
+                           options.registry->collisions().front());
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.IncreaseParallelism(2);
+  db_options.max_background_jobs = 2;
+  if (options.env != nullptr) db_options.env = options.env;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.cache_index_and_filter_blocks = true;
+
+  rocksdb::ColumnFamilyOptions data_options;
+  data_options.merge_operator = std::make_shared<JoinMergeOperator>(options.registry);
+  data_options.write_buffer_size = options.write_buffer_bytes;
+  data_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  data_options.compression = rocksdb::kLZ4Compression;
+
+  rocksdb::ColumnFamilyOptions meta_options;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, data_options}, {kMetaFamily, meta_options}};
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(db_options, path, families, &impl->handles, &db);
+  if (!s.ok()) return FromRocks(s, "open " + path);
+  impl->db.reset(db);
+  impl->data = impl->handles[0];
+  impl->meta = impl->handles[1];
+  CONVERGE_RETURN_IF_ERROR(impl->Recover().WithContext("recover " + path));
+  return std::unique_ptr<RocksStore>(new RocksStore(std::move(impl)));
+}
+
+Identity RocksStore::identity() const {
+  const std::lock_guard lock(impl_->mu);
+  return impl_->identity;
+}
+
+Status RocksStore::Write(const WriteBatch& batch) {
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  rocksdb::WriteBatch rocks_batch;
+  for (const WriteBatch::Op& op : batch.ops()) {
+    if (impl_->options.validate_writes) {
+      CONVERGE_RETURN_IF_ERROR(
+          impl_->options.registry->Validate(op.delta).WithContext("delta for key " + op.key));
+    }
+    const rocksdb::Status s = rocks_batch.Merge(impl_->data, op.key, op.delta);
+    if (!s.ok()) return FromRocks(s, "batch");
+  }
+  rocksdb::WriteOptions write;
+  write.sync = impl_->options.durability == Durability::kSync;
+  return FromRocks(impl_->db->Write(write, &rocks_batch), "write");
+}
+
+StatusOr<std::optional<std::string>> RocksStore::Get(std::string_view key) {
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  std::string value;
+  const rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->data,
+                                           rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "get");
+  return std::optional<std::string>(std::move(value));
+}
+
+Status RocksStore::Scan(std::string_view begin, std::string_view end, const ScanFn& fn) {
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  rocksdb::ReadOptions read;
+  read.fill_cache = false;  // a scan should not evict the hot set
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read, impl_->data));
+  for (it->Seek(rocksdb::Slice(begin.data(), begin.size())); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    const std::string_view key(k.data(), k.size());
+    if (!end.empty() && key >= end) break;
+    const rocksdb::Slice v = it->value();
+    if (!fn(key, std::string_view(v.data(), v.size()))) break;
+  }
+  return FromRocks(it->status(), "scan");
+}
+
+Status RocksStore::EnsureDotLease(std::uint64_t counter) {
+  const std::lock_guard lock(impl_->mu);
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  if (counter <= impl_->dot_lease_end) return Status::Ok();
+  const std::uint64_t next = counter + impl_->options.dot_lease_block;
+  CONVERGE_RETURN_IF_ERROR(
+      impl_->PutMeta({{kDotLeaseKey, EncodeU64(next)}}).WithContext("dot lease"));
+  impl_->dot_lease_end = next;
+  return Status::Ok();
+}
+
+std::uint64_t RocksStore::dot_lease_end() const {
+  const std::lock_guard lock(impl_->mu);
+  return impl_->dot_lease_end;
+}
+
+Status RocksStore::EnsureHlcLease(crdt::HlcTimestamp timestamp) {
+  const std::lock_guard lock(impl_->mu);
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  if (timestamp <= impl_->hlc_high_water) return Status::Ok();
+  const crdt::HlcTimestamp next{timestamp.physical_ms + impl_->options.hlc_lease_ms, 0};
+  CONVERGE_RETURN_IF_ERROR(impl_->PutMeta({{kHlcKey, EncodeHlc(next)}}).WithContext("hlc lease"));
+  impl_->hlc_high_water = next;
+  return Status::Ok();
+}
+
+crdt::HlcTimestamp RocksStore::hlc_high_water() const {
+  const std::lock_guard lock(impl_->mu);
+  return impl_->hlc_high_water;
+}
+
+Status RocksStore::Retire() {
+  const std::lock_guard lock(impl_->mu);
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  Identity next = impl_->identity;
+  next.replica = crdt::ReplicaId{RandomReplicaId()};
+  next.incarnation += 1;
+  CONVERGE_RETURN_IF_ERROR(impl_
+                               ->PutMeta({{kReplicaKey, EncodeU64(next.replica.value())},
+                                          {kIncarnationKey, EncodeU64(next.incarnation)},
+                                          {kDotLeaseKey, EncodeU64(0)}})
+                               .WithContext("retire"));
+  impl_->identity = next;
+  impl_->dot_lease_end = 0;
+  return Status::Ok();
+}
+
+StatusOr<std::optional<std::string>> RocksStore::ReadRaw(std::string_view key) { return Get(key); }
+
+Status RocksStore::OverwriteRaw(std::string_view key, std::string_view bytes) {
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  rocksdb::WriteOptions write;
+  write.sync = true;
+  return FromRocks(impl_->db->Put(write, impl_->data, rocksdb::Slice(key.data(), key.size()),
+                                  rocksdb::Slice(bytes.data(), bytes.size())),
+                   "overwrite");
+}
+
+Status RocksStore::Close() {
+  const std::lock_guard lock(impl_->mu);
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  CONVERGE_RETURN_IF_ERROR(FromRocks(impl_->db->FlushWAL(/*sync=*/true), "flush WAL"));
+  CONVERGE_RETURN_IF_ERROR(impl_->PutMeta({{kCleanKey, "1"}}).WithContext("mark clean shutdown"));
+  for (auto* handle : impl_->handles) {
+    CONVERGE_RETURN_IF_ERROR(FromRocks(impl_->db->DestroyColumnFamilyHandle(handle), "close"));
+  }
+  impl_->handles.clear();
+  const rocksdb::Status s = impl_->db->Close();
+  impl_->db.reset();
+  impl_->closed = true;
+  return FromRocks(s, "close");
+}
+
+std::uint64_t RocksStore::ApproximateDiskBytes() const {
+  std::uint64_t sst = 0;
+  if (!impl_->db) return 0;
+  impl_->db->GetIntProperty(impl_->data, rocksdb::DB::Properties::kTotalSstFilesSize, &sst);
+  return sst;
+}
+
+Status RocksStore::CompactAll() {
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  return FromRocks(
+      impl_->db->CompactRange(rocksdb::CompactRangeOptions(), impl_->data, nullptr, nullptr),
+      "compact");
+}
+
+}  // namespace converge::storage
