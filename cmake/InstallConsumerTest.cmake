@@ -101,3 +101,11 @@ if(NOT laws_exe)
 endif()
 list(GET laws_exe 0 laws_exe)
 run_step("run converge_consumer_laws" COMMAND "${laws_exe}")
+
+# The codec and storage layers (Cap'n Proto, RocksDB) through the package.
+file(GLOB_RECURSE storage_exe "${consumer_build}/converge_consumer_storage")
+if(NOT storage_exe)
+  message(FATAL_ERROR "InstallConsumerTest: converge_consumer_storage was not built in ${consumer_build}")
+endif()
+list(GET storage_exe 0 storage_exe)
+run_step("run converge_consumer_storage" COMMAND "${storage_exe}")
