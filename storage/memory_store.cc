@@ -47,6 +47,13 @@ Status MemoryStore::Write(const WriteBatch& batch) {
     pending[op.key] = std::move(next).value();
   }
   for (auto& [key, value] : pending) state_.states[key] = std::move(value);
+  for (const WriteBatch::AuxOp& op : batch.aux()) {
+    if (op.value) {
+      state_.aux[op.key] = *op.value;
+    } else {
+      state_.aux.erase(op.key);
+    }
+  }
   return Status::Ok();
 }
 
@@ -57,12 +64,15 @@ StatusOr<std::optional<std::string>> MemoryStore::Get(std::string_view key) {
   return std::optional<std::string>(it->second);
 }
 
-Status MemoryStore::Scan(std::string_view begin, std::string_view end, const ScanFn& fn) {
-  // Copy the range first so fn may call back into the store.
+namespace {
+
+// Copies [begin, end) first so fn may call back into the store.
+Status ScanMap(std::mutex& mu, const std::map<std::string, std::string, std::less<>>& map,
+               std::string_view begin, std::string_view end, const ScanFn& fn) {
   std::vector<std::pair<std::string, std::string>> range;
   {
-    const std::lock_guard lock(mu_);
-    for (auto it = state_.states.lower_bound(begin); it != state_.states.end(); ++it) {
+    const std::lock_guard lock(mu);
+    for (auto it = map.lower_bound(begin); it != map.end(); ++it) {
       if (!end.empty() && it->first >= end) break;
       range.emplace_back(it->first, it->second);
     }
@@ -71,6 +81,23 @@ Status MemoryStore::Scan(std::string_view begin, std::string_view end, const Sca
     if (!fn(key, value)) break;
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status MemoryStore::Scan(std::string_view begin, std::string_view end, const ScanFn& fn) {
+  return ScanMap(mu_, state_.states, begin, end, fn);
+}
+
+StatusOr<std::optional<std::string>> MemoryStore::GetAux(std::string_view key) {
+  const std::lock_guard lock(mu_);
+  const auto it = state_.aux.find(key);
+  if (it == state_.aux.end()) return std::optional<std::string>();
+  return std::optional<std::string>(it->second);
+}
+
+Status MemoryStore::ScanAux(std::string_view begin, std::string_view end, const ScanFn& fn) {
+  return ScanMap(mu_, state_.aux, begin, end, fn);
 }
 
 Status MemoryStore::EnsureDotLease(std::uint64_t counter) {

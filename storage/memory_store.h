@@ -26,6 +26,7 @@ class MemoryStore final : public Store {
     std::uint64_t dot_lease_end = 0;
     crdt::HlcTimestamp hlc_high_water{};
     std::map<std::string, std::string, std::less<>> states;
+    std::map<std::string, std::string, std::less<>> aux;
   };
 
   // A store with identity `replica` (incarnation 1).
@@ -40,6 +41,8 @@ class MemoryStore final : public Store {
   Status Write(const WriteBatch& batch) override;
   StatusOr<std::optional<std::string>> Get(std::string_view key) override;
   Status Scan(std::string_view begin, std::string_view end, const ScanFn& fn) override;
+  StatusOr<std::optional<std::string>> GetAux(std::string_view key) override;
+  Status ScanAux(std::string_view begin, std::string_view end, const ScanFn& fn) override;
   Status EnsureDotLease(std::uint64_t counter) override;
   std::uint64_t dot_lease_end() const override;
   Status EnsureHlcLease(crdt::HlcTimestamp timestamp) override;

@@ -29,6 +29,7 @@ namespace converge::storage {
 namespace {
 
 constexpr char kMetaFamily[] = "meta";
+constexpr char kAuxFamily[] = "aux";
 
 // Meta keys.
 constexpr char kReplicaKey[] = "replica_id";
@@ -172,6 +173,7 @@ struct RocksStore::Impl {
   std::unique_ptr<rocksdb::DB> db;
   rocksdb::ColumnFamilyHandle* data = nullptr;  // owned by db
   rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* aux = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
 
   mutable std::mutex mu;  // guards identity and leases
@@ -312,15 +314,20 @@ StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& path,
   data_options.compression = rocksdb::kLZ4Compression;
 
   rocksdb::ColumnFamilyOptions meta_options;
+  rocksdb::ColumnFamilyOptions aux_options;
+  aux_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, data_options}, {kMetaFamily, meta_options}};
+      {rocksdb::kDefaultColumnFamilyName, data_options},
+      {kMetaFamily, meta_options},
+      {kAuxFamily, aux_options}};
   rocksdb::DB* db = nullptr;
   const rocksdb::Status s = rocksdb::DB::Open(db_options, path, families, &impl->handles, &db);
   if (!s.ok()) return FromRocks(s, "open " + path);
   impl->db.reset(db);
   impl->data = impl->handles[0];
   impl->meta = impl->handles[1];
+  impl->aux = impl->handles[2];
   CONVERGE_RETURN_IF_ERROR(impl->Recover().WithContext("recover " + path));
   return std::unique_ptr<RocksStore>(new RocksStore(std::move(impl)));
 }
@@ -341,6 +348,11 @@ Status RocksStore::Write(const WriteBatch& batch) {
     const rocksdb::Status s = rocks_batch.Merge(impl_->data, op.key, op.delta);
     if (!s.ok()) return FromRocks(s, "batch");
   }
+  for (const WriteBatch::AuxOp& op : batch.aux()) {
+    const rocksdb::Status s = op.value ? rocks_batch.Put(impl_->aux, op.key, *op.value)
+                                       : rocks_batch.Delete(impl_->aux, op.key);
+    if (!s.ok()) return FromRocks(s, "batch");
+  }
   rocksdb::WriteOptions write;
   write.sync = impl_->options.durability == Durability::kSync;
   return FromRocks(impl_->db->Write(write, &rocks_batch), "write");
@@ -356,11 +368,13 @@ StatusOr<std::optional<std::string>> RocksStore::Get(std::string_view key) {
   return std::optional<std::string>(std::move(value));
 }
 
-Status RocksStore::Scan(std::string_view begin, std::string_view end, const ScanFn& fn) {
-  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+namespace {
+
+Status ScanFamily(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, std::string_view begin,
+                  std::string_view end, const ScanFn& fn) {
   rocksdb::ReadOptions read;
   read.fill_cache = false;  // a scan should not evict the hot set
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read, impl_->data));
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read, family));
   for (it->Seek(rocksdb::Slice(begin.data(), begin.size())); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key();
     const std::string_view key(k.data(), k.size());
@@ -369,6 +383,28 @@ Status RocksStore::Scan(std::string_view begin, std::string_view end, const Scan
     if (!fn(key, std::string_view(v.data(), v.size()))) break;
   }
   return FromRocks(it->status(), "scan");
+}
+
+}  // namespace
+
+Status RocksStore::Scan(std::string_view begin, std::string_view end, const ScanFn& fn) {
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  return ScanFamily(*impl_->db, impl_->data, begin, end, fn);
+}
+
+StatusOr<std::optional<std::string>> RocksStore::GetAux(std::string_view key) {
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  std::string value;
+  const rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->aux,
+                                           rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "get aux");
+  return std::optional<std::string>(std::move(value));
+}
+
+Status RocksStore::ScanAux(std::string_view begin, std::string_view end, const ScanFn& fn) {
+  CONVERGE_RETURN_IF_ERROR(impl_->CheckOpen());
+  return ScanFamily(*impl_->db, impl_->aux, begin, end, fn);
 }
 
 Status RocksStore::EnsureDotLease(std::uint64_t counter) {

@@ -54,6 +54,8 @@ class RocksStore final : public Store {
   Status Write(const WriteBatch& batch) override;
   StatusOr<std::optional<std::string>> Get(std::string_view key) override;
   Status Scan(std::string_view begin, std::string_view end, const ScanFn& fn) override;
+  StatusOr<std::optional<std::string>> GetAux(std::string_view key) override;
+  Status ScanAux(std::string_view begin, std::string_view end, const ScanFn& fn) override;
   Status EnsureDotLease(std::uint64_t counter) override;
   std::uint64_t dot_lease_end() const override;
   Status EnsureHlcLease(crdt::HlcTimestamp timestamp) override;

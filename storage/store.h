@@ -62,23 +62,38 @@ struct Identity {
   bool recovered_from_crash = false;
 };
 
-// An atomic group of merges.
+// An atomic group of merges, plus writes to the auxiliary key space.
+//
+// The auxiliary key space holds data derived by the layers above (the
+// replication layer's digest index and update sequence) that must change
+// atomically with the states it describes: same batch, same durability.
 class WriteBatch {
  public:
   struct Op {
     std::string key;
     std::string delta;  // an encoded state (codec::Encode), joined into the key
   };
+  struct AuxOp {
+    std::string key;
+    std::optional<std::string> value;  // nullopt: delete
+  };
 
   void Merge(std::string key, std::string encoded_delta) {
     ops_.push_back(Op{std::move(key), std::move(encoded_delta)});
   }
+  void PutAux(std::string key, std::string value) {
+    aux_.push_back(AuxOp{std::move(key), std::move(value)});
+  }
+  void DeleteAux(std::string key) { aux_.push_back(AuxOp{std::move(key), std::nullopt}); }
+
   [[nodiscard]] const std::vector<Op>& ops() const { return ops_; }
-  [[nodiscard]] bool empty() const { return ops_.empty(); }
+  [[nodiscard]] const std::vector<AuxOp>& aux() const { return aux_; }
+  [[nodiscard]] bool empty() const { return ops_.empty() && aux_.empty(); }
   [[nodiscard]] std::size_t size() const { return ops_.size(); }
 
  private:
   std::vector<Op> ops_;
+  std::vector<AuxOp> aux_;
 };
 
 // Called for each key in a scan; return false to stop.
@@ -106,6 +121,11 @@ class Store {
   // Visits keys in [begin, end) in byte order (end empty: to the last key).
   [[nodiscard]] virtual Status Scan(std::string_view begin, std::string_view end,
                                     const ScanFn& fn) = 0;
+
+  // The auxiliary key space (see WriteBatch): plain values, no join.
+  [[nodiscard]] virtual StatusOr<std::optional<std::string>> GetAux(std::string_view key) = 0;
+  [[nodiscard]] virtual Status ScanAux(std::string_view begin, std::string_view end,
+                                       const ScanFn& fn) = 0;
 
   // Makes sure dots up to `counter` are covered by a durable lease, writing
   // and syncing a new lease first when needed. Call before issuing a dot.
