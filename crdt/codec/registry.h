@@ -38,10 +38,15 @@ class TypeRegistry {
   // Decodes and validates; returns the canonical re-encoding.
   using ValidateFn = std::function<Status(std::string_view bytes, const DecodeOptions& options)>;
 
+  // For last-writer-wins types: the timestamp of the winning write, which a
+  // receiver checks against its clock (far-future writes are rejected).
+  using TimestampFn = std::function<std::optional<crdt::HlcTimestamp>(std::string_view bytes)>;
+
   struct Entry {
     std::string descriptor;
     JoinFn join;
     ValidateFn validate;
+    TimestampFn timestamp;  // empty for types without timestamps
   };
 
   TypeRegistry() = default;
@@ -53,7 +58,8 @@ class TypeRegistry {
   template <class T>
   void Register() {
     const std::uint32_t id = TypeIdOf<T>();
-    Entry entry{TypeCodec<T>::Descriptor(), &JoinAs<T>, &ValidateAs<T>};
+    Entry entry{TypeCodec<T>::Descriptor(), &JoinAs<T>, &ValidateAs<T>, {}};
+    if constexpr (requires(const T& t) { t.write()->timestamp; }) entry.timestamp = &TimestampAs<T>;
     const auto [it, fresh] = types_.emplace(id, std::move(entry));
     // Two descriptors with one 32-bit id would make encodings ambiguous.
     if (!fresh && it->second.descriptor != TypeCodec<T>::Descriptor()) {
@@ -91,6 +97,15 @@ class TypeRegistry {
     return entry->join(base, operands, options);
   }
 
+  // The write timestamp in `bytes` when its type has one.
+  [[nodiscard]] std::optional<crdt::HlcTimestamp> TimestampOf(std::string_view bytes) const {
+    const StatusOr<std::uint32_t> id = PeekTypeId(bytes);
+    if (!id.ok()) return std::nullopt;
+    const Entry* entry = Find(*id);
+    if (entry == nullptr || !entry->timestamp) return std::nullopt;
+    return entry->timestamp(bytes);
+  }
+
   // Decodes `bytes` as whatever registered type it names; ok if valid.
   [[nodiscard]] Status Validate(std::string_view bytes, const DecodeOptions& options = {}) const {
     const StatusOr<std::uint32_t> id = PeekTypeId(bytes, options.limits);
@@ -117,6 +132,15 @@ class TypeRegistry {
       state.Join(*decoded);
     }
     return Encode(state);
+  }
+
+  template <class T>
+  static std::optional<crdt::HlcTimestamp> TimestampAs(std::string_view bytes) {
+    DecodeOptions options;
+    options.trusted = true;
+    StatusOr<T> decoded = Decode<T>(bytes, options);
+    if (!decoded.ok() || !decoded->write()) return std::nullopt;
+    return decoded->write()->timestamp;
   }
 
   template <class T>

@@ -1,0 +1,1099 @@
+// Node: membership, delta intervals, digest anti-entropy, dot safety.
+// See node.h for the contract and docs/replication.md for the protocols.
+
+#include "replication/node.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize-packed.h>
+#include <kj/exception.h>
+#include <kj/io.h>
+
+#include <algorithm>
+#include <deque>
+#include <set>
+#include <utility>
+
+#include "replication/protocol.capnp.h"
+
+namespace converge::replication {
+namespace {
+
+constexpr std::uint16_t kProtocolVersion = 1;
+
+// Auxiliary keys (storage::WriteBatch::PutAux), changed atomically with the
+// states they describe.
+constexpr std::string_view kDigestPrefix = "d/";     // d/<leaf BE32><key> -> digest
+constexpr std::string_view kUpdateSeqKey = "u/seq";  // our update sequence
+constexpr std::string_view kOriginPrefix = "o/";     // o/<replica BE64> -> max origin seq
+
+std::string BigEndian32(std::uint32_t v) {
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i)
+    out[static_cast<std::size_t>(3 - i)] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+
+std::string Fixed64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    out[static_cast<std::size_t>(i)] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+
+std::optional<std::uint64_t> ReadFixed64(std::string_view bytes) {
+  if (bytes.size() != 8) return std::nullopt;
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i)
+    v = (v << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
+  return v;
+}
+
+std::string DigestKey(std::uint32_t leaf, std::string_view key) {
+  std::string out(kDigestPrefix);
+  out += BigEndian32(leaf);
+  out += key;
+  return out;
+}
+
+std::string OriginKey(std::uint64_t replica) {
+  std::string out(kOriginPrefix);
+  std::string be(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    be[static_cast<std::size_t>(7 - i)] = static_cast<char>((replica >> (8 * i)) & 0xff);
+  return out + be;
+}
+
+std::uint64_t StateDigest(std::string_view state) { return Hash64(state, 0xd16e57); }
+
+capnp::Data::Reader AsData(std::string_view bytes) {
+  return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
+}
+
+std::string AsString(capnp::Data::Reader data) {
+  return {reinterpret_cast<const char*>(data.begin()), data.size()};
+}
+
+std::string Pack(capnp::MessageBuilder& builder) {
+  kj::VectorOutputStream out;
+  capnp::writePackedMessage(out, builder);
+  const kj::ArrayPtr<kj::byte> bytes = out.getArray();
+  return {reinterpret_cast<const char*>(bytes.begin()), bytes.size()};
+}
+
+}  // namespace
+
+std::string_view WriteConsistencyName(WriteConsistency w) {
+  switch (w) {
+    case WriteConsistency::kLocal:
+      return "local";
+    case WriteConsistency::kMajority:
+      return "majority";
+    case WriteConsistency::kAll:
+      return "all";
+  }
+  return "local";
+}
+
+std::optional<WriteConsistency> ParseWriteConsistency(std::string_view name) {
+  if (name == "local") return WriteConsistency::kLocal;
+  if (name == "majority") return WriteConsistency::kMajority;
+  if (name == "all") return WriteConsistency::kAll;
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------
+
+enum class MemberState { kAlive, kSuspect, kDead, kLeft };
+
+std::string_view MemberStateName(MemberState s) {
+  switch (s) {
+    case MemberState::kAlive:
+      return "alive";
+    case MemberState::kSuspect:
+      return "suspect";
+    case MemberState::kDead:
+      return "dead";
+    case MemberState::kLeft:
+      return "left";
+  }
+  return "alive";
+}
+
+struct Node::Member {
+  std::string address;
+  std::uint64_t generation = 0;
+  std::uint64_t heartbeat = 0;
+  bool left = false;
+  std::uint64_t replica = 0;
+  std::uint64_t last_change_ms = 0;  // local time the heartbeat last grew
+  MemberState state = MemberState::kAlive;
+};
+
+struct Node::Peer {
+  // Their delta buffer, as we receive it.
+  std::uint64_t their_generation = 0;
+  std::uint64_t expected = 1;  // next entry of theirs we may apply
+  // Our delta buffer, as they acknowledge it.
+  std::uint64_t acked = 0;
+  bool send_resync = false;  // next interval tells them to skip to its start
+  bool needs_ae = false;     // behind our trimmed buffer, or restarted
+  std::uint64_t last_heard_ms = 0;
+  // Our anti-entropy session with them.
+  std::uint64_t ae_session = 0;
+  std::uint64_t ae_started_ms = 0;
+  std::uint64_t ae_start_seq = 0;  // our buffer end when it started
+  bool ae_moved_state = false;
+};
+
+struct Node::PendingWrite {
+  std::size_t needed = 0;
+  std::set<std::string> acked_by;
+  std::function<void(StatusOr<std::string>)> done;
+  std::string delta;
+  Clock::TimerId timer = 0;
+};
+
+class Node::Impl {
+ public:
+  explicit Impl(Node& node)
+      : n_(node),
+        rng_(node.options_.seed != 0 ? node.options_.seed : node.clock_.NowMs() ^ 0x5eedULL) {}
+
+  Status Start() {
+    generation_ = std::uniform_int_distribution<std::uint64_t>(1)(rng_);
+    const storage::Identity identity = n_.store_.identity();
+    n_.self_ = identity.replica;
+    n_.hlc_.Restore(n_.store_.hlc_high_water());
+    StatusOr<std::optional<std::string>> seq = n_.store_.GetAux(kUpdateSeqKey);
+    if (!seq.ok()) return seq.status();
+    if (seq->has_value()) {
+      const auto v = ReadFixed64(**seq);
+      if (!v) return Corruption("malformed update sequence");
+      n_.update_seq_ = *v;
+    }
+    // The digest tree, from the digest index (written with every state).
+    n_.tree_.Clear();
+    Status scan =
+        n_.store_.ScanAux(kDigestPrefix, "d0", [&](std::string_view k, std::string_view v) {
+          const auto digest = ReadFixed64(v);
+          if (k.size() >= kDigestPrefix.size() + 4 && digest) {
+            n_.tree_.Update(k.substr(kDigestPrefix.size() + 4), std::nullopt, *digest);
+          }
+          return true;
+        });
+    CONVERGE_RETURN_IF_ERROR(scan.WithContext("load digest index"));
+    scan = n_.store_.ScanAux(kOriginPrefix, "o0", [&](std::string_view k, std::string_view v) {
+      if (k.size() == kOriginPrefix.size() + 8) {
+        std::uint64_t replica = 0;
+        for (std::size_t i = kOriginPrefix.size(); i < k.size(); ++i) {
+          replica = (replica << 8) | static_cast<unsigned char>(k[i]);
+        }
+        if (const auto s = ReadFixed64(v)) origin_seen_[replica] = *s;
+      }
+      return true;
+    });
+    CONVERGE_RETURN_IF_ERROR(scan.WithContext("load origin sequences"));
+
+    start_ms_ = n_.clock_.NowMs();
+    n_.ready_ = n_.options_.seeds.empty();
+    running_ = true;
+    n_.transport_.Start([this](const std::string& from, std::string frame) {
+      if (running_) OnFrame(from, std::move(frame));
+    });
+    // First contact: gossip to every seed right away.
+    for (const std::string& seed : n_.options_.seeds) {
+      if (seed != n_.options_.address) SendGossip(Endpoint{"", seed});
+    }
+    ScheduleRound();
+    return Status::Ok();
+  }
+
+  void Stop() {
+    if (!running_) return;
+    running_ = false;
+    n_.clock_.Cancel(round_timer_);
+    for (auto& [seq, w] : waits_) n_.clock_.Cancel(w.timer);
+    waits_.clear();
+    n_.transport_.Stop();
+  }
+
+  void Leave() {
+    if (!running_) return;
+    left_ = true;
+    ++heartbeat_;
+    for (const auto& [name, m] : members_) {
+      if (m.state == MemberState::kAlive || m.state == MemberState::kSuspect) {
+        SendGossip(Endpoint{name, m.address});
+      }
+    }
+    Stop();
+  }
+
+  // --- local writes ----------------------------------------------------------
+
+  void Submit(std::string key, LocalMutation mutation, WriteConsistency consistency,
+              std::function<void(StatusOr<std::string>)> done) {
+    if (!running_) {
+      done(Status(StatusCode::kUnavailable, "node is not running"));
+      return;
+    }
+    if (!n_.ready_) {
+      deferred_.push_back([this, key = std::move(key), mutation = std::move(mutation), consistency,
+                           done = std::move(done)]() mutable {
+        Submit(std::move(key), std::move(mutation), consistency, std::move(done));
+      });
+      return;
+    }
+    StatusOr<std::optional<std::string>> old_state = n_.store_.Get(key);
+    if (!old_state.ok()) {
+      done(old_state.status());
+      return;
+    }
+    std::string new_state;
+    StatusOr<std::string> delta = mutation(*old_state, n_.self_, &new_state);
+    if (!delta.ok() || delta->empty()) {
+      done(std::move(delta));
+      return;
+    }
+    if (delta->size() + key.size() + 256 > n_.options_.max_message_bytes) {
+      done(ResourceExhausted("the delta of this update (" + std::to_string(delta->size()) +
+                             " bytes) exceeds the replication message limit; split the update"));
+      return;
+    }
+    const std::uint64_t seq = n_.update_seq_ + 1;
+    storage::WriteBatch batch;
+    batch.Merge(key, *delta);
+    const std::uint64_t digest = StateDigest(new_state);
+    batch.PutAux(DigestKey(n_.tree_.LeafOf(key), key), Fixed64(digest));
+    batch.PutAux(std::string(kUpdateSeqKey), Fixed64(seq));
+    if (Status s = n_.store_.Write(batch); !s.ok()) {
+      done(s);
+      return;
+    }
+    n_.update_seq_ = seq;
+    ++stats_.updates;
+    n_.tree_.Update(key, *old_state ? std::optional(StateDigest(**old_state)) : std::nullopt,
+                    digest);
+    const std::uint64_t buffer_seq = Append(key, *delta, n_.self_.value(), seq);
+    Notify(key, *old_state, new_state);
+
+    const std::size_t needed = AcksNeeded(consistency);
+    if (needed == 0) {
+      done(std::move(delta));
+      return;
+    }
+    PendingWrite& wait = waits_[buffer_seq];
+    wait.needed = needed;
+    wait.done = std::move(done);
+    wait.delta = std::move(delta).value();
+    wait.timer = n_.clock_.Schedule(n_.options_.write_timeout_ms, [this, buffer_seq] {
+      const auto it = waits_.find(buffer_seq);
+      if (it == waits_.end()) return;
+      ++stats_.write_timeouts;
+      auto cb = std::move(it->second.done);
+      const std::size_t got = it->second.acked_by.size() + 1;
+      const std::size_t wanted = it->second.needed + 1;
+      waits_.erase(it);
+      cb(Status(StatusCode::kDeadlineExceeded,
+                "write is durable here but only " + std::to_string(got) + " of the " +
+                    std::to_string(wanted) + " replicas asked for confirmed it in time"));
+    });
+    // Do not wait for the next round: push to every replica now.
+    for (const auto& [name, m] : members_) {
+      if (m.state != MemberState::kLeft) SendDeltas(name);
+    }
+  }
+
+  // Peer acknowledgements a write needs beyond our own.
+  std::size_t AcksNeeded(WriteConsistency consistency) const {
+    std::size_t replicas = 1;
+    for (const auto& [name, m] : members_) {
+      if (m.state != MemberState::kLeft) ++replicas;
+    }
+    switch (consistency) {
+      case WriteConsistency::kLocal:
+        return 0;
+      case WriteConsistency::kMajority:
+        return replicas / 2;
+      case WriteConsistency::kAll:
+        return replicas - 1;
+    }
+    return 0;
+  }
+
+  // --- subscriptions ---------------------------------------------------------
+
+  std::uint64_t Subscribe(std::string prefix, ChangeFn fn) {
+    const std::uint64_t id = ++next_subscription_;
+    subscriptions_.push_back(Subscription{id, std::move(prefix), std::move(fn)});
+    return id;
+  }
+  void Unsubscribe(std::uint64_t id) {
+    std::erase_if(subscriptions_, [id](const Subscription& s) { return s.id == id; });
+  }
+  void Notify(const std::string& key, const std::optional<std::string>& old_state,
+              const std::string& new_state) {
+    for (const Subscription& s : subscriptions_) {
+      if (key.starts_with(s.prefix)) s.fn(key, old_state, new_state);
+    }
+  }
+
+  // --- delta buffer ----------------------------------------------------------
+
+  std::uint64_t Append(const std::string& key, const std::string& delta, std::uint64_t origin,
+                       std::uint64_t origin_seq) {
+    const std::uint64_t seq = next_seq_++;
+    const std::size_t bytes = key.size() + delta.size() + 48;
+    buffer_.push_back(BufferEntry{seq, key, delta, origin, origin_seq, bytes});
+    buffer_bytes_ += bytes;
+    return seq;
+  }
+
+  std::uint64_t BufferFront() const { return buffer_.empty() ? next_seq_ : buffer_.front().seq; }
+
+  // Drops entries every live peer acknowledged; beyond the byte cap, drops
+  // the oldest anyway (peers behind them are repaired by anti-entropy).
+  void TrimBuffer() {
+    std::uint64_t keep_from = next_seq_;
+    for (const auto& [name, m] : members_) {
+      if (m.state == MemberState::kDead || m.state == MemberState::kLeft) continue;
+      keep_from = std::min(keep_from, peers_[name].acked + 1);
+    }
+    while (!buffer_.empty() && (buffer_.front().seq < keep_from ||
+                                buffer_bytes_ > n_.options_.delta_buffer_max_bytes)) {
+      buffer_bytes_ -= buffer_.front().bytes;
+      buffer_.pop_front();
+    }
+  }
+
+  void SendDeltas(const std::string& name) {
+    const auto member = members_.find(name);
+    if (member == members_.end()) return;
+    Peer& peer = peers_[name];
+    if (peer.acked + 1 >= next_seq_) return;  // nothing new for them
+    const std::uint64_t from = peer.acked + 1;
+    if (from < BufferFront()) {
+      peer.needs_ae = true;  // behind what we still hold
+      return;
+    }
+    capnp::MallocMessageBuilder builder;
+    auto msg = Header(builder);
+    auto interval = msg.getBody().initDeltas();
+    // Entries from `from`, up to the message cap.
+    const auto first = buffer_.begin() + static_cast<std::ptrdiff_t>(from - BufferFront());
+    std::size_t count = 0, bytes = 0;
+    for (auto it = first; it != buffer_.end(); ++it) {
+      if (count > 0 && bytes + it->bytes > n_.options_.max_message_bytes - 1024) break;
+      bytes += it->bytes;
+      ++count;
+    }
+    auto entries = interval.initEntries(static_cast<unsigned>(count));
+    for (std::size_t i = 0; i < count; ++i) {
+      const BufferEntry& e = *(first + static_cast<std::ptrdiff_t>(i));
+      auto out = entries[static_cast<unsigned>(i)];
+      out.setSeq(e.seq);
+      out.setKey(AsData(e.key));
+      out.setDelta(AsData(e.delta));
+      out.setOrigin(e.origin);
+      out.setOriginSeq(e.origin_seq);
+    }
+    interval.setFrom(from);
+    interval.setTo(from + count - 1);
+    interval.setResync(peer.send_resync);
+    stats_.deltas_sent += count;
+    Send(Endpoint{name, member->second.address}, builder);
+  }
+
+  // --- rounds ----------------------------------------------------------------
+
+  void ScheduleRound() {
+    round_timer_ = n_.clock_.Schedule(n_.options_.gossip_interval_ms, [this] {
+      if (!running_) return;
+      Round();
+      ScheduleRound();
+    });
+  }
+
+  void Round() {
+    ++stats_.rounds;
+    ++heartbeat_;
+    const std::uint64_t now = n_.clock_.NowMs();
+    if (!n_.ready_ && now - start_ms_ >= n_.options_.join_wait_ms) BecomeReady();
+    for (auto& [name, m] : members_) {
+      if (m.left) {
+        m.state = MemberState::kLeft;
+        continue;
+      }
+      const std::uint64_t silent = now - m.last_change_ms;
+      m.state = silent > n_.options_.dead_after_ms      ? MemberState::kDead
+                : silent > n_.options_.suspect_after_ms ? MemberState::kSuspect
+                                                        : MemberState::kAlive;
+    }
+    TrimBuffer();
+    // Alive and suspected members: gossip and deltas to `fanout` of them.
+    std::vector<std::string> live, dead;
+    for (const auto& [name, m] : members_) {
+      if (m.state == MemberState::kAlive || m.state == MemberState::kSuspect) live.push_back(name);
+      if (m.state == MemberState::kDead) dead.push_back(name);
+    }
+    std::shuffle(live.begin(), live.end(), rng_);
+    const std::size_t fanout =
+        std::min<std::size_t>(live.size(), static_cast<std::size_t>(n_.options_.fanout));
+    for (std::size_t i = 0; i < fanout; ++i) {
+      SendGossip(Endpoint{live[i], members_[live[i]].address});
+      SendDeltas(live[i]);
+    }
+    // A dead member may only be cut off: probe one now and then.
+    if (!dead.empty() && stats_.rounds % 4 == 0) {
+      const std::string& name = dead[rng_() % dead.size()];
+      SendGossip(Endpoint{name, members_[name].address});
+    }
+    // No member known yet: keep knocking at the seeds.
+    if (members_.empty()) {
+      for (const std::string& seed : n_.options_.seeds) {
+        if (seed != n_.options_.address) SendGossip(Endpoint{"", seed});
+      }
+    }
+    // Anti-entropy with one peer: one that needs it, else a random one.
+    if (n_.options_.ae_every_rounds > 0 &&
+        stats_.rounds % static_cast<std::uint64_t>(n_.options_.ae_every_rounds) == 0 &&
+        !live.empty()) {
+      std::string target = live[rng_() % live.size()];
+      for (const std::string& name : live) {
+        if (peers_[name].needs_ae) {
+          target = name;
+          break;
+        }
+      }
+      StartAe(target);
+    }
+  }
+
+  void BecomeReady() {
+    if (n_.ready_) return;
+    n_.ready_ = true;
+    auto deferred = std::move(deferred_);
+    deferred_.clear();
+    for (auto& fn : deferred) fn();
+  }
+
+  // --- messages out ----------------------------------------------------------
+
+  wire::Message::Builder Header(capnp::MallocMessageBuilder& builder) {
+    auto msg = builder.initRoot<wire::Message>();
+    msg.setVersion(kProtocolVersion);
+    msg.setCluster(n_.options_.cluster);
+    msg.setGeneration(generation_);
+    return msg;
+  }
+
+  void Send(const Endpoint& to, capnp::MallocMessageBuilder& builder) {
+    std::string frame = Pack(builder);
+    stats_.bytes_sent += frame.size();
+    n_.transport_.Send(to, std::move(frame));
+  }
+
+  void SendGossip(const Endpoint& to) {
+    capnp::MallocMessageBuilder builder;
+    auto msg = Header(builder);
+    auto gossip = msg.getBody().initGossip();
+    auto members = gossip.initMembers(static_cast<unsigned>(members_.size() + 1));
+    auto self = members[0];
+    self.setName(n_.options_.name);
+    self.setAddress(n_.options_.address);
+    self.setGeneration(generation_);
+    self.setHeartbeat(heartbeat_);
+    self.setStatus(left_ ? wire::MemberStatus::LEFT : wire::MemberStatus::ALIVE);
+    self.setReplica(n_.self_.value());
+    unsigned i = 1;
+    for (const auto& [name, m] : members_) {
+      auto out = members[i++];
+      out.setName(name);
+      out.setAddress(m.address);
+      out.setGeneration(m.generation);
+      out.setHeartbeat(m.heartbeat);
+      out.setStatus(m.left ? wire::MemberStatus::LEFT : wire::MemberStatus::ALIVE);
+      out.setReplica(m.replica);
+    }
+    // What we hold of each origin, so a node can learn it was rolled back.
+    auto origins = gossip.initOrigins(static_cast<unsigned>(origin_seen_.size()));
+    i = 0;
+    for (const auto& [replica, seq] : origin_seen_) {
+      origins[i].setReplica(replica);
+      origins[i].setSeq(seq);
+      ++i;
+    }
+    Send(to, builder);
+  }
+
+  void SendAck(const std::string& name, std::uint64_t generation, std::uint64_t up_to, bool gap) {
+    const auto member = members_.find(name);
+    if (member == members_.end()) return;
+    capnp::MallocMessageBuilder builder;
+    auto ack = Header(builder).getBody().initDeltaAck();
+    ack.setGeneration(generation);
+    ack.setUpTo(up_to);
+    ack.setGap(gap);
+    Send(Endpoint{name, member->second.address}, builder);
+  }
+
+  // --- messages in -----------------------------------------------------------
+
+  void OnFrame(const std::string& from, std::string frame) {
+    stats_.bytes_received += frame.size();
+    try {
+      kj::ArrayInputStream input(
+          kj::arrayPtr(reinterpret_cast<const kj::byte*>(frame.data()), frame.size()));
+      capnp::ReaderOptions options;
+      options.traversalLimitInWords = std::max<std::uint64_t>(1024, frame.size() * 16);
+      options.nestingLimit = 16;
+      capnp::PackedMessageReader reader(input, options);
+      const auto msg = reader.getRoot<wire::Message>();
+      if (msg.getVersion() != kProtocolVersion || msg.getCluster() != n_.options_.cluster.c_str() ||
+          from.empty() || from == n_.options_.name) {
+        ++stats_.messages_rejected;
+        return;
+      }
+      const std::uint64_t generation = msg.getGeneration();
+      Peer& peer = peers_[from];
+      peer.last_heard_ms = n_.clock_.NowMs();
+      const auto body = msg.getBody();
+      switch (body.which()) {
+        case wire::Message::Body::GOSSIP:
+          OnGossip(from, generation, body.getGossip());
+          break;
+        case wire::Message::Body::DELTAS:
+          OnDeltas(from, generation, body.getDeltas());
+          break;
+        case wire::Message::Body::DELTA_ACK:
+          OnAck(from, body.getDeltaAck());
+          break;
+        case wire::Message::Body::AE_NODES:
+          OnAeNodes(from, body.getAeNodes());
+          break;
+        case wire::Message::Body::AE_LEAVES:
+          OnAeLeaves(from, body.getAeLeaves());
+          break;
+        case wire::Message::Body::AE_STATES:
+          OnAeStates(from, body.getAeStates());
+          break;
+      }
+    } catch (const kj::Exception&) {
+      ++stats_.messages_rejected;
+    }
+  }
+
+  void OnGossip(const std::string& from, std::uint64_t generation, wire::Gossip::Reader gossip) {
+    const std::uint64_t now = n_.clock_.NowMs();
+    for (const auto e : gossip.getMembers()) {
+      const std::string name = e.getName();
+      if (name.empty() || name == n_.options_.name) continue;
+      const bool fresh = !members_.contains(name);
+      Member& m = members_[name];
+      const auto theirs = std::make_pair(e.getGeneration(), e.getHeartbeat());
+      if (fresh || theirs > std::make_pair(m.generation, m.heartbeat)) {
+        m.address = e.getAddress();
+        m.generation = e.getGeneration();
+        m.heartbeat = e.getHeartbeat();
+        m.left = e.getStatus() == wire::MemberStatus::LEFT;
+        m.replica = e.getReplica();
+        m.last_change_ms = now;
+        m.state = m.left ? MemberState::kLeft : MemberState::kAlive;
+      }
+    }
+    Peer& peer = peers_[from];
+    if (peer.their_generation != generation) {
+      // A new process: its buffer restarts, and its state may have been
+      // lost or rolled back; anti-entropy sorts it out.
+      peer.their_generation = generation;
+      peer.expected = 1;
+      peer.needs_ae = true;
+    }
+    // Dot safety: a peer holding more of our updates than we do means our
+    // history was rolled back. Retire this ReplicaId before issuing dots.
+    for (const auto o : gossip.getOrigins()) {
+      if (o.getReplica() == n_.self_.value() && o.getSeq() > n_.update_seq_) {
+        Retire();
+        break;
+      }
+    }
+    BecomeReady();
+  }
+
+  void Retire() {
+    if (Status s = n_.store_.Retire(); !s.ok()) return;  // keep the old id; retry next gossip
+    n_.self_ = n_.store_.identity().replica;
+    n_.update_seq_ = 0;
+    storage::WriteBatch batch;
+    batch.PutAux(std::string(kUpdateSeqKey), Fixed64(0));
+    (void)n_.store_.Write(batch);
+    ++stats_.retirements;
+  }
+
+  void OnDeltas(const std::string& from, std::uint64_t generation,
+                wire::DeltaInterval::Reader interval) {
+    Peer& peer = peers_[from];
+    if (peer.their_generation != generation) {
+      peer.their_generation = generation;
+      peer.expected = 1;
+    }
+    if (interval.getResync()) peer.expected = std::max(peer.expected, interval.getFrom());
+    if (interval.getFrom() > peer.expected) {
+      ++stats_.intervals_rejected;
+      SendAck(from, generation, peer.expected - 1, /*gap=*/true);
+      return;
+    }
+    std::vector<RemoteEntry> entries;
+    for (const auto e : interval.getEntries()) {
+      if (e.getSeq() < peer.expected) continue;  // already applied
+      entries.push_back(RemoteEntry{AsString(e.getKey()), AsString(e.getDelta()), e.getOrigin(),
+                                    e.getOriginSeq()});
+    }
+    if (Status s = ApplyRemote(entries, /*buffer=*/true); !s.ok()) return;  // not acked: resent
+    peer.expected = std::max(peer.expected, interval.getTo() + 1);
+    SendAck(from, generation, interval.getTo(), /*gap=*/false);
+  }
+
+  void OnAck(const std::string& from, wire::DeltaAck::Reader ack) {
+    if (ack.getGeneration() != generation_) return;  // for a previous process of ours
+    Peer& peer = peers_[from];
+    const std::uint64_t up_to = std::min(ack.getUpTo(), next_seq_ - 1);
+    if (ack.getGap()) {
+      peer.acked = up_to;
+      if (up_to + 1 < BufferFront()) peer.needs_ae = true;
+      return;
+    }
+    if (up_to > peer.acked) {
+      stats_.deltas_acked += up_to - peer.acked;
+      peer.acked = up_to;
+      peer.send_resync = false;
+    }
+    // Writes waiting for confirmations.
+    for (auto it = waits_.begin(); it != waits_.end() && it->first <= peer.acked;) {
+      PendingWrite& w = it->second;
+      w.acked_by.insert(from);
+      if (w.acked_by.size() >= w.needed) {
+        n_.clock_.Cancel(w.timer);
+        auto done = std::move(w.done);
+        std::string delta = std::move(w.delta);
+        it = waits_.erase(it);
+        done(std::move(delta));
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  struct RemoteEntry {
+    std::string key;
+    std::string delta;
+    std::uint64_t origin = 0;
+    std::uint64_t origin_seq = 0;
+  };
+
+  // Joins remote deltas (or anti-entropy states) into our state as one
+  // durable batch; changes are forwarded through our buffer when `buffer`.
+  Status ApplyRemote(const std::vector<RemoteEntry>& entries, bool buffer) {
+    storage::WriteBatch batch;
+    struct Change {
+      std::string key;
+      std::optional<std::string> old_state;
+      std::uint64_t old_digest = 0;
+      const RemoteEntry* entry = nullptr;
+    };
+    std::map<std::string, std::optional<std::string>> current;  // as of this batch
+    std::vector<Change> changes;
+    std::map<std::uint64_t, std::uint64_t> origins;
+    for (const RemoteEntry& e : entries) {
+      if (e.origin != 0) origins[e.origin] = std::max(origins[e.origin], e.origin_seq);
+      // Last-writer-wins writes from a clock too far ahead are refused.
+      if (const auto ts = n_.registry_->TimestampOf(e.delta)) {
+        if (!n_.hlc_.Observe(*ts)) {
+          ++stats_.timestamps_rejected;
+          continue;
+        }
+      }
+      auto it = current.find(e.key);
+      if (it == current.end()) {
+        StatusOr<std::optional<std::string>> state = n_.store_.Get(e.key);
+        if (!state.ok()) return state.status();
+        it = current.emplace(e.key, std::move(state).value()).first;
+      }
+      const std::string_view operand[] = {e.delta};
+      codec::DecodeOptions options;  // untrusted: both the delta and our base are checked
+      StatusOr<std::string> joined =
+          it->second ? n_.registry_->Join(std::string_view(*it->second), operand, options)
+                     : n_.registry_->Join(std::nullopt, operand, options);
+      if (!joined.ok()) {
+        ++stats_.messages_rejected;
+        continue;
+      }
+      if (it->second && *joined == *it->second) continue;  // nothing new
+      changes.push_back(Change{e.key, it->second, it->second ? StateDigest(*it->second) : 0, &e});
+      it->second = std::move(joined).value();
+      batch.Merge(e.key, e.delta);
+    }
+    // The final digest of each changed key (a key may change twice).
+    std::map<std::string, std::uint64_t> digests;
+    for (const Change& c : changes) digests[c.key] = StateDigest(*current[c.key]);
+    for (const auto& [key, digest] : digests)
+      batch.PutAux(DigestKey(n_.tree_.LeafOf(key), key), Fixed64(digest));
+    for (const auto& [origin, seq] : origins) {
+      if (seq > origin_seen_[origin]) batch.PutAux(OriginKey(origin), Fixed64(seq));
+    }
+    if (!batch.empty()) CONVERGE_RETURN_IF_ERROR(n_.store_.Write(batch));
+    for (const auto& [origin, seq] : origins)
+      origin_seen_[origin] = std::max(origin_seen_[origin], seq);
+
+    std::set<std::string> counted;
+    std::map<std::string, std::optional<std::uint64_t>> first_digest;
+    std::map<std::string, std::optional<std::string>> first_state;
+    for (const Change& c : changes) {
+      if (!first_digest.contains(c.key)) {
+        first_digest[c.key] = c.old_state ? std::optional(c.old_digest) : std::nullopt;
+        first_state[c.key] = c.old_state;
+      }
+      if (buffer) {
+        Append(c.key, c.entry->delta, c.entry->origin, c.entry->origin_seq);
+        ++stats_.deltas_applied;
+      } else {
+        ++stats_.ae_keys_repaired;
+      }
+    }
+    for (const auto& [key, digest] : digests) {
+      n_.tree_.Update(key, first_digest[key], digest);
+      Notify(key, first_state[key], *current[key]);
+    }
+    // Dot safety also when a peer forwards our own old updates.
+    if (const auto it = origins.find(n_.self_.value());
+        it != origins.end() && it->second > n_.update_seq_) {
+      Retire();
+    }
+    return Status::Ok();
+  }
+
+  // --- anti-entropy ----------------------------------------------------------
+
+  void StartAe(const std::string& name) {
+    Peer& peer = peers_[name];
+    const std::uint64_t now = n_.clock_.NowMs();
+    if (peer.ae_session != 0 && now - peer.ae_started_ms < n_.options_.ae_session_timeout_ms)
+      return;
+    peer.ae_session = (rng_() | 1);
+    peer.ae_started_ms = now;
+    peer.ae_start_seq = next_seq_ - 1;
+    peer.ae_moved_state = false;
+    ++stats_.ae_sessions;
+    capnp::MallocMessageBuilder builder;
+    auto ae = Header(builder).getBody().initAeNodes();
+    ae.setSession(peer.ae_session);
+    auto nodes = ae.initNodes(1);
+    nodes[0].setLevel(0);
+    nodes[0].setIndex(0);
+    nodes[0].initChildren(1).set(0, n_.tree_.root());  // the root alone first
+    SendAe(name, builder);
+  }
+
+  void SendAe(const std::string& name, capnp::MallocMessageBuilder& builder) {
+    const auto member = members_.find(name);
+    if (member == members_.end()) return;
+    std::string frame = Pack(builder);
+    stats_.ae_bytes_sent += frame.size();
+    stats_.bytes_sent += frame.size();
+    n_.transport_.Send(Endpoint{name, member->second.address}, std::move(frame));
+  }
+
+  // The initiator's session ends (done, or the states exchange finished).
+  void EndAe(const std::string& name, std::uint64_t session) {
+    Peer& peer = peers_[name];
+    if (peer.ae_session != session) return;
+    if (peer.ae_moved_state) ++stats_.ae_repairs;
+    if (peer.needs_ae) {
+      // They now hold everything we held when the session started: resume
+      // delta intervals from there.
+      peer.needs_ae = false;
+      if (peer.acked < peer.ae_start_seq) {
+        peer.acked = peer.ae_start_seq;
+        peer.send_resync = true;
+      }
+    }
+    peer.ae_session = 0;
+  }
+
+  void OnAeNodes(const std::string& from, wire::AeNodes::Reader msg) {
+    const std::uint64_t session = msg.getSession();
+    if (msg.getDone()) {
+      EndAe(from, session);
+      return;
+    }
+    const int depth = n_.tree_.depth();
+    capnp::MallocMessageBuilder builder;
+    auto header = Header(builder);
+    std::vector<std::pair<int, std::uint32_t>> next_nodes;
+    std::vector<std::uint32_t> leaves;
+    for (const auto node : msg.getNodes()) {
+      const int level = node.getLevel();
+      const std::uint32_t index = node.getIndex();
+      const auto children = node.getChildren();
+      if (level < 0 || level >= depth) continue;
+      if (level == 0 && children.size() == 1) {  // the root alone
+        if (children[0] != n_.tree_.root()) next_nodes.emplace_back(0, 0);
+        continue;
+      }
+      if (children.size() != HashTree::kFanout) continue;
+      if (index >= n_.tree_.leaf_count()) continue;
+      const HashTree::Children mine = n_.tree_.ChildrenOf(level, index);
+      for (unsigned c = 0; c < HashTree::kFanout; ++c) {
+        if (children[c] == mine[c]) continue;
+        const std::uint32_t child = index * HashTree::kFanout + c;
+        if (level + 1 == depth) {
+          leaves.push_back(child);
+        } else {
+          next_nodes.emplace_back(level + 1, child);
+        }
+      }
+    }
+    // Cap what one message carries; what does not fit is found again by a
+    // later session (chunking with backpressure: one message in flight).
+    const std::size_t max_nodes = std::max<std::size_t>(1, n_.options_.max_message_bytes / 160);
+    if (next_nodes.size() > max_nodes) next_nodes.resize(max_nodes);
+    if (!leaves.empty()) {
+      SendLeaves(from, session, leaves);
+      return;
+    }
+    auto ae = header.getBody().initAeNodes();
+    ae.setSession(session);
+    if (next_nodes.empty()) {
+      ae.setDone(true);
+      SendAe(from, builder);
+      EndAe(from, session);
+      return;
+    }
+    auto nodes = ae.initNodes(static_cast<unsigned>(next_nodes.size()));
+    for (unsigned i = 0; i < next_nodes.size(); ++i) {
+      const auto [level, index] = next_nodes[i];
+      nodes[i].setLevel(static_cast<std::uint8_t>(level));
+      nodes[i].setIndex(index);
+      const HashTree::Children mine = n_.tree_.ChildrenOf(level, index);
+      auto children = nodes[i].initChildren(HashTree::kFanout);
+      for (unsigned c = 0; c < HashTree::kFanout; ++c) children.set(c, mine[c]);
+    }
+    SendAe(from, builder);
+  }
+
+  // Our (key, digest) pairs in `leaf`.
+  std::vector<std::pair<std::string, std::uint64_t>> LeafKeys(std::uint32_t leaf) {
+    std::vector<std::pair<std::string, std::uint64_t>> keys;
+    const std::string begin = std::string(kDigestPrefix) + BigEndian32(leaf);
+    const std::string end =
+        leaf + 1 == 0 ? std::string("d0") : std::string(kDigestPrefix) + BigEndian32(leaf + 1);
+    (void)n_.store_.ScanAux(begin, end, [&](std::string_view k, std::string_view v) {
+      if (const auto digest = ReadFixed64(v))
+        keys.emplace_back(std::string(k.substr(begin.size())), *digest);
+      return true;
+    });
+    return keys;
+  }
+
+  void SendLeaves(const std::string& to, std::uint64_t session,
+                  const std::vector<std::uint32_t>& leaves) {
+    capnp::MallocMessageBuilder builder;
+    auto ae = Header(builder).getBody().initAeLeaves();
+    ae.setSession(session);
+    std::vector<std::pair<std::uint32_t, std::vector<std::pair<std::string, std::uint64_t>>>>
+        chosen;
+    std::size_t bytes = 0;
+    for (const std::uint32_t leaf : leaves) {
+      auto keys = LeafKeys(leaf);
+      std::size_t leaf_bytes = 16;
+      for (const auto& [k, d] : keys) leaf_bytes += k.size() + 24;
+      if (!chosen.empty() && bytes + leaf_bytes > n_.options_.max_message_bytes - 1024) break;
+      bytes += leaf_bytes;
+      chosen.emplace_back(leaf, std::move(keys));
+    }
+    auto out = ae.initLeaves(static_cast<unsigned>(chosen.size()));
+    for (unsigned i = 0; i < chosen.size(); ++i) {
+      out[i].setIndex(chosen[i].first);
+      auto keys = out[i].initKeys(static_cast<unsigned>(chosen[i].second.size()));
+      for (unsigned k = 0; k < chosen[i].second.size(); ++k) {
+        keys[k].setKey(AsData(chosen[i].second[k].first));
+        keys[k].setDigest(chosen[i].second[k].second);
+      }
+    }
+    SendAe(to, builder);
+  }
+
+  void OnAeLeaves(const std::string& from, wire::AeLeaves::Reader msg) {
+    std::vector<std::string> push, pull;
+    for (const auto leaf : msg.getLeaves()) {
+      if (leaf.getIndex() >= n_.tree_.leaf_count()) continue;
+      std::map<std::string, std::uint64_t> theirs;
+      for (const auto k : leaf.getKeys()) theirs[AsString(k.getKey())] = k.getDigest();
+      std::map<std::string, std::uint64_t> mine;
+      for (auto& [k, d] : LeafKeys(leaf.getIndex())) mine[std::move(k)] = d;
+      for (const auto& [k, d] : mine) {
+        const auto it = theirs.find(k);
+        if (it == theirs.end() || it->second != d) push.push_back(k);
+      }
+      for (const auto& [k, d] : theirs) {
+        const auto it = mine.find(k);
+        if (it == mine.end() || it->second != d) pull.push_back(k);
+      }
+    }
+    SendStates(from, msg.getSession(), push, pull);
+  }
+
+  void SendStates(const std::string& to, std::uint64_t session,
+                  const std::vector<std::string>& push, const std::vector<std::string>& pull) {
+    capnp::MallocMessageBuilder builder;
+    auto ae = Header(builder).getBody().initAeStates();
+    ae.setSession(session);
+    std::vector<std::pair<std::string, std::string>> states;
+    std::size_t bytes = 0;
+    for (const std::string& key : pull) bytes += key.size() + 8;
+    for (const std::string& key : push) {
+      StatusOr<std::optional<std::string>> state = n_.store_.Get(key);
+      if (!state.ok() || !state->has_value()) continue;
+      if (!states.empty() &&
+          bytes + key.size() + (*state)->size() + 16 > n_.options_.max_message_bytes - 1024) {
+        break;  // the rest in a later session
+      }
+      bytes += key.size() + (*state)->size() + 16;
+      states.emplace_back(key, std::move(**state));
+    }
+    auto out = ae.initStates(static_cast<unsigned>(states.size()));
+    for (unsigned i = 0; i < states.size(); ++i) {
+      out[i].setKey(AsData(states[i].first));
+      out[i].setState(AsData(states[i].second));
+    }
+    auto wanted = ae.initPull(static_cast<unsigned>(pull.size()));
+    for (unsigned i = 0; i < pull.size(); ++i) wanted.set(i, AsData(pull[i]));
+    SendAe(to, builder);
+    // Nothing asked of the peer: if we started this session, it is over.
+    if (pull.empty()) EndAe(to, session);
+  }
+
+  void OnAeStates(const std::string& from, wire::AeStates::Reader msg) {
+    std::vector<RemoteEntry> entries;
+    for (const auto s : msg.getStates())
+      entries.push_back(RemoteEntry{AsString(s.getKey()), AsString(s.getState()), 0, 0});
+    const std::uint64_t before = stats_.ae_keys_repaired;
+    (void)ApplyRemote(entries, /*buffer=*/false);
+    Peer& peer = peers_[from];
+    if (stats_.ae_keys_repaired > before && peer.ae_session == msg.getSession())
+      peer.ae_moved_state = true;
+    std::vector<std::string> pull;
+    for (const auto k : msg.getPull()) pull.push_back(AsString(k));
+    if (!pull.empty()) {
+      SendStates(from, msg.getSession(), pull, {});
+    }
+    EndAe(from, msg.getSession());
+  }
+
+  // --- introspection ---------------------------------------------------------
+
+  std::vector<PeerStatus> Peers() const {
+    std::vector<PeerStatus> out;
+    const std::uint64_t now = n_.clock_.NowMs();
+    for (const auto& [name, m] : members_) {
+      PeerStatus p;
+      p.name = name;
+      p.address = m.address;
+      p.state = std::string(MemberStateName(m.state));
+      const auto it = peers_.find(name);
+      const std::uint64_t acked = it == peers_.end() ? 0 : it->second.acked;
+      p.acked = acked;
+      p.lag = next_seq_ - 1 > acked ? next_seq_ - 1 - acked : 0;
+      p.last_heard_ms_ago = it == peers_.end() || it->second.last_heard_ms == 0
+                                ? now
+                                : now - it->second.last_heard_ms;
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
+  NodeStats Stats() const {
+    NodeStats s = stats_;
+    s.buffer_entries = buffer_.size();
+    s.buffer_bytes = buffer_bytes_;
+    return s;
+  }
+
+ private:
+  struct BufferEntry {
+    std::uint64_t seq;
+    std::string key;
+    std::string delta;
+    std::uint64_t origin;
+    std::uint64_t origin_seq;
+    std::size_t bytes;
+  };
+  struct Subscription {
+    std::uint64_t id;
+    std::string prefix;
+    ChangeFn fn;
+  };
+
+  Node& n_;
+  std::mt19937_64 rng_;
+  std::uint64_t generation_ = 0;
+  std::uint64_t heartbeat_ = 0;
+  std::uint64_t start_ms_ = 0;
+  bool running_ = false;
+  bool left_ = false;
+  Clock::TimerId round_timer_ = 0;
+  std::map<std::string, Member> members_;
+  std::map<std::string, Peer> peers_;
+  std::deque<BufferEntry> buffer_;
+  std::uint64_t next_seq_ = 1;
+  std::size_t buffer_bytes_ = 0;
+  std::map<std::uint64_t, PendingWrite> waits_;
+  std::map<std::uint64_t, std::uint64_t> origin_seen_;
+  std::vector<Subscription> subscriptions_;
+  std::uint64_t next_subscription_ = 0;
+  std::vector<std::function<void()>> deferred_;
+  NodeStats stats_;
+};
+
+// ---------------------------------------------------------------------------
+
+Node::Node(NodeOptions options, storage::Store& store, Transport& transport, Clock& clock,
+           std::shared_ptr<const codec::TypeRegistry> registry)
+    : options_(std::move(options)),
+      store_(store),
+      transport_(transport),
+      clock_(clock),
+      registry_(std::move(registry)),
+      hlc_([&clock] { return clock.WallMs(); }, options_.hlc_max_offset_ms),
+      tree_(options_.tree_depth),
+      impl_(std::make_unique<Impl>(*this)) {}
+
+Node::~Node() { impl_->Stop(); }
+
+Status Node::Start() { return impl_->Start(); }
+void Node::Leave() { impl_->Leave(); }
+void Node::Stop() { impl_->Stop(); }
+
+void Node::Submit(std::string key, LocalMutation mutation, WriteConsistency consistency,
+                  std::function<void(StatusOr<std::string>)> done) {
+  clock_.Post([this, key = std::move(key), mutation = std::move(mutation), consistency,
+               done = std::move(done)]() mutable {
+    impl_->Submit(std::move(key), std::move(mutation), consistency, std::move(done));
+  });
+}
+
+std::uint64_t Node::Subscribe(std::string prefix, ChangeFn fn) {
+  return impl_->Subscribe(std::move(prefix), std::move(fn));
+}
+void Node::Unsubscribe(std::uint64_t id) { impl_->Unsubscribe(id); }
+
+std::vector<PeerStatus> Node::Peers() const { return impl_->Peers(); }
+NodeStats Node::stats() const { return impl_->Stats(); }
+
+crdt::HlcTimestamp Node::Now() {
+  const crdt::HlcTimestamp ts = hlc_.Now();
+  (void)store_.EnsureHlcLease(ts);
+  return ts;
+}
+
+}  // namespace converge::replication

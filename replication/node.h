@@ -1,0 +1,237 @@
+// Node: one replica of a converge cluster (docs/replication.md).
+//
+// A node owns nothing but references to its environment — a Store (its
+// durable state), a Transport (frames to and from peers) and a Clock (time,
+// timers, its executor) — so the same node runs over TCP on real time and in
+// the deterministic simulator.
+//
+// Local API (any thread; work is posted to the node's executor):
+//   Update<T>(key, mutator, consistency, done)   apply a CRDT mutator; the
+//       delta is persisted, then queued for peers; `done` runs once the write
+//       is as replicated as asked (local | majority | all) or timed out.
+//   Read<T>(key)                                 the local state (thread-safe)
+//   Subscribe(prefix, fn)                        change feed: key, old, new
+//
+// Protocols (all messages capped in bytes):
+//   membership   seeds, member lists by gossip, heartbeats, suspicion then
+//                death, graceful leave, rejoin with a new generation;
+//   deltas       delta intervals with per-peer sequence numbers and acks;
+//                an interval is applied only in order; the buffer is
+//                trimmed at the lowest acknowledgement;
+//   anti-entropy a digest tree over the key space, compared top-down; gaps
+//                and peers behind the trimmed buffer are repaired by it;
+//   dot safety   peers report the highest update sequence of ours they hold;
+//                above our own means our history was rolled back: the node
+//                retires its ReplicaId before issuing any dot.
+
+#ifndef CONVERGE_REPLICATION_NODE_H_
+#define CONVERGE_REPLICATION_NODE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "crdt/codec/codec.h"
+#include "crdt/codec/registry.h"
+#include "crdt/codec/status.h"
+#include "crdt/hlc.h"
+#include "replication/clock.h"
+#include "replication/hash_tree.h"
+#include "replication/transport.h"
+#include "storage/store.h"
+#include "storage/typed.h"
+
+namespace converge::replication {
+
+enum class WriteConsistency { kLocal, kMajority, kAll };
+
+std::string_view WriteConsistencyName(WriteConsistency w);
+std::optional<WriteConsistency> ParseWriteConsistency(std::string_view name);
+
+struct NodeOptions {
+  std::string name;                  // unique in the cluster
+  std::string address;               // where peers reach this node
+  std::string cluster = "converge";  // peers of another cluster are ignored
+  std::vector<std::string> seeds;    // addresses to contact at start
+  std::uint64_t gossip_interval_ms = 200;
+  int fanout = 3;                          // peers per round for gossip and deltas
+  std::uint64_t suspect_after_ms = 2'000;  // no heartbeat for this long: suspect
+  std::uint64_t dead_after_ms = 6'000;     // ... and this long: dead
+  std::size_t max_message_bytes = std::size_t{1} << 20;
+  std::size_t delta_buffer_max_bytes = std::size_t{64} << 20;
+  std::uint64_t write_timeout_ms = 5'000;
+  int ae_every_rounds = 1;  // an anti-entropy session every N rounds
+  std::uint64_t ae_session_timeout_ms = 5'000;
+  int tree_depth = 4;  // 16^depth leaves
+  // Local writes wait (at most this long) for the first gossip from a peer,
+  // which tells whether our history was rolled back.
+  std::uint64_t join_wait_ms = 2'000;
+  std::uint64_t hlc_max_offset_ms = crdt::Hlc::kDefaultMaxOffsetMs;
+  std::uint64_t seed = 0;  // randomness (peer choice); 0: from the clock
+};
+
+struct PeerStatus {
+  std::string name;
+  std::string address;
+  std::string state;      // alive | suspect | dead | left
+  std::uint64_t lag = 0;  // our buffer entries not yet acknowledged by it
+  std::uint64_t acked = 0;
+  std::uint64_t last_heard_ms_ago = 0;
+};
+
+struct NodeStats {
+  std::uint64_t updates = 0;             // local updates committed
+  std::uint64_t deltas_sent = 0;         // entries sent in intervals
+  std::uint64_t deltas_acked = 0;        // entries acknowledged by peers
+  std::uint64_t deltas_applied = 0;      // remote entries that changed our state
+  std::uint64_t intervals_rejected = 0;  // gaps
+  std::uint64_t ae_sessions = 0;
+  std::uint64_t ae_repairs = 0;        // sessions that moved at least one state
+  std::uint64_t ae_keys_repaired = 0;  // states received that changed ours
+  std::uint64_t ae_bytes_sent = 0;
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t messages_rejected = 0;    // malformed or foreign
+  std::uint64_t timestamps_rejected = 0;  // LWW writes too far in the future
+  std::uint64_t retirements = 0;          // new incarnations after a rollback
+  std::uint64_t write_timeouts = 0;
+  std::uint64_t buffer_entries = 0;
+  std::uint64_t buffer_bytes = 0;
+  std::uint64_t rounds = 0;
+};
+
+class Node {
+ public:
+  using ChangeFn =
+      std::function<void(const std::string& key, const std::optional<std::string>& old_state,
+                         const std::string& new_state)>;
+  using DoneFn = std::function<void(Status)>;
+
+  Node(NodeOptions options, storage::Store& store, Transport& transport, Clock& clock,
+       std::shared_ptr<const codec::TypeRegistry> registry);
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  ~Node();
+
+  // Loads the digest tree from the store, starts the transport and the
+  // gossip rounds. Call on the executor (or before it runs).
+  [[nodiscard]] Status Start();
+  // Announces a graceful leave to the peers, stops rounds and the transport.
+  void Leave();
+  // Stops without announcing (a crash, for the simulator: nothing is flushed
+  // beyond what the store already holds).
+  void Stop();
+
+  // Applies mutate(T& state, ReplicaId self) -> T delta to `key`. `done`
+  // receives the delta's Status: ok once persisted locally and acknowledged
+  // by as many replicas as `consistency` asks (DeadlineExceeded after
+  // write_timeout_ms: the write is durable here and will still spread).
+  template <class T, class F>
+  void Update(std::string key, F mutate, WriteConsistency consistency,
+              std::function<void(StatusOr<T>)> done);
+
+  // The local state of `key`; thread-safe.
+  template <class T>
+  StatusOr<T> Read(std::string_view key) {
+    return storage::Read<T>(store_, key);
+  }
+
+  // Calls fn(key, old, new) on the executor for each change of a key that
+  // starts with `prefix`, local or remote. Returns an id for Unsubscribe.
+  std::uint64_t Subscribe(std::string prefix, ChangeFn fn);
+  void Unsubscribe(std::uint64_t id);
+
+  // Introspection (executor only).
+  [[nodiscard]] const std::string& name() const { return options_.name; }
+  [[nodiscard]] crdt::ReplicaId replica() const { return self_; }
+  [[nodiscard]] std::vector<PeerStatus> Peers() const;
+  [[nodiscard]] NodeStats stats() const;
+  [[nodiscard]] std::uint64_t root_hash() const { return tree_.root(); }
+  [[nodiscard]] std::uint64_t update_sequence() const { return update_seq_; }
+  [[nodiscard]] bool ready() const { return ready_; }
+  [[nodiscard]] crdt::Hlc& hlc() { return hlc_; }
+
+  // The LWW timestamp to stamp a local write with (executor only).
+  crdt::HlcTimestamp Now();
+
+ private:
+  struct Member;
+  struct Peer;
+  struct PendingWrite;
+  struct AeSession;
+  class Impl;
+
+  // The type-erased commit of a local update, on the executor.
+  using LocalMutation = std::function<StatusOr<std::string>(
+      const std::optional<std::string>& old_state, crdt::ReplicaId self, std::string* new_state)>;
+  void Submit(std::string key, LocalMutation mutation, WriteConsistency consistency,
+              std::function<void(StatusOr<std::string>)> done);
+
+  NodeOptions options_;
+  storage::Store& store_;
+  Transport& transport_;
+  Clock& clock_;
+  std::shared_ptr<const codec::TypeRegistry> registry_;
+  crdt::Hlc hlc_;
+  crdt::ReplicaId self_;
+  HashTree tree_;
+  std::uint64_t update_seq_ = 0;
+  bool ready_ = false;
+  std::unique_ptr<Impl> impl_;
+
+  friend class Impl;
+};
+
+template <class T, class F>
+void Node::Update(std::string key, F mutate, WriteConsistency consistency,
+                  std::function<void(StatusOr<T>)> done) {
+  LocalMutation mutation = [this, mutate = std::move(mutate)](
+                               const std::optional<std::string>& old_state, crdt::ReplicaId self,
+                               std::string* new_state) mutable -> StatusOr<std::string> {
+    T state;
+    if (old_state) {
+      codec::DecodeOptions options;
+      options.trusted = true;
+      StatusOr<T> decoded = codec::Decode<T>(*old_state, options);
+      if (!decoded.ok()) return decoded.status().WithContext("state of the key");
+      state = std::move(decoded).value();
+    }
+    if constexpr (crdt::CausalCrdt<T>) {
+      // The mutator issues at most one dot, the next of ours in this key:
+      // lease it durably before it exists.
+      CONVERGE_RETURN_IF_ERROR(store_.EnsureDotLease(state.context().Max(self) + 1));
+    }
+    T delta;
+    try {
+      delta = mutate(state, self);
+    } catch (const crdt::CounterOverflow& e) {
+      return InvalidArgument(e.what());
+    }
+    if (delta.IsBottom()) return std::string();
+    *new_state = codec::Encode(state);
+    return codec::Encode(delta);
+  };
+  Submit(std::move(key), std::move(mutation), consistency,
+         [done = std::move(done)](StatusOr<std::string> delta) {
+           if (!delta.ok()) {
+             done(delta.status());
+             return;
+           }
+           if (delta->empty()) {
+             done(T{});
+             return;
+           }
+           codec::DecodeOptions options;
+           options.trusted = true;
+           done(codec::Decode<T>(*delta, options));
+         });
+}
+
+}  // namespace converge::replication
+
+#endif  // CONVERGE_REPLICATION_NODE_H_

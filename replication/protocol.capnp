@@ -1,0 +1,125 @@
+# converge replication protocol, version 1. See docs/replication.md.
+#
+# One Message per frame. The transport authenticates the sender (mutual TLS:
+# the certificate's common name is the node name) and frames messages with a
+# length prefix it checks before allocating; this schema is what is inside.
+
+@0xc9a5f6d2e1b38a47;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("converge::replication::wire");
+
+struct Message {
+  version @0 :UInt16;     # protocol version; 1
+  cluster @1 :Text;       # must match the receiver's cluster name
+  generation @2 :UInt64;  # sender's process generation (new at each start)
+  body :union {
+    gossip @3 :Gossip;
+    deltas @4 :DeltaInterval;
+    deltaAck @5 :DeltaAck;
+    aeNodes @6 :AeNodes;
+    aeLeaves @7 :AeLeaves;
+    aeStates @8 :AeStates;
+  }
+}
+
+# --- Membership (every round, to a few random peers) ---------------------
+
+enum MemberStatus {
+  alive @0;
+  left @1;        # left gracefully; not chosen, not suspected
+}
+
+struct Member {
+  name @0 :Text;
+  address @1 :Text;
+  generation @2 :UInt64;  # a restarted process has a greater generation
+  heartbeat @3 :UInt64;   # increased by the member itself each round
+  status @4 :MemberStatus;
+  replica @5 :UInt64;     # its current ReplicaId
+}
+
+# The highest update sequence of an origin replica applied by the sender.
+# A node that finds its own replica with a sequence above its own lost
+# history (a rolled-back data directory): it retires that id.
+struct OriginSeq {
+  replica @0 :UInt64;
+  seq @1 :UInt64;
+}
+
+struct Gossip {
+  members @0 :List(Member);
+  origins @1 :List(OriginSeq);
+}
+
+# --- Delta propagation (Almeida et al., delta intervals) -----------------
+
+struct DeltaEntry {
+  seq @0 :UInt64;         # position in the sender's delta buffer
+  key @1 :Data;
+  delta @2 :Data;         # an encoded state (crdt/codec)
+  origin @3 :UInt64;      # the replica whose update produced it
+  originSeq @4 :UInt64;   # that replica's update sequence
+}
+
+# Entries seq in [from, to] of the sender's buffer (to may be below the
+# buffer's end when the interval was capped in bytes). A receiver applies an
+# interval only if from <= the next sequence it expects from this sender's
+# generation; otherwise it answers with gap = true and the sender repairs by
+# anti-entropy.
+struct DeltaInterval {
+  from @0 :UInt64;
+  to @1 :UInt64;
+  entries @2 :List(DeltaEntry);
+  resync @3 :Bool;        # entries before `from` were delivered by a completed
+                          # anti-entropy session: expect `from` next
+}
+
+struct DeltaAck {
+  generation @0 :UInt64;  # the sender generation being acknowledged
+  upTo @1 :UInt64;        # every entry <= upTo is durably applied
+  gap @2 :Bool;
+}
+
+# --- Digest anti-entropy (a 16-ary hash tree over key hashes) -------------
+
+struct TreeNode {
+  level @0 :UInt8;        # 0 = root
+  index @1 :UInt32;       # position within the level
+  children @2 :List(UInt64);  # the 16 child hashes
+}
+
+# The sender's view of these nodes; the receiver answers for the children
+# that differ: their own children (AeNodes) or, at the leaves, their keys.
+struct AeNodes {
+  session @0 :UInt64;
+  nodes @1 :List(TreeNode);
+  done @2 :Bool;          # the sender found no difference left
+}
+
+struct LeafKey {
+  key @0 :Data;
+  digest @1 :UInt64;      # hash of the key's canonical encoded state
+}
+
+struct Leaf {
+  index @0 :UInt32;
+  keys @1 :List(LeafKey);
+}
+
+struct AeLeaves {
+  session @0 :UInt64;
+  leaves @1 :List(Leaf);
+}
+
+struct KeyState {
+  key @0 :Data;
+  state @1 :Data;
+}
+
+# States pushed to the receiver, and keys whose states the sender wants.
+struct AeStates {
+  session @0 :UInt64;
+  states @1 :List(KeyState);
+  pull @2 :List(Data);
+}
