@@ -30,7 +30,7 @@ Identity MemoryStore::identity() const {
 
 Status MemoryStore::Write(const WriteBatch& batch) {
   const std::lock_guard lock(mu_);
-  if (closed_) return {StatusCode::kFailedPrecondition, "store is closed"};
+  if (closed_) return Status(StatusCode::kFailedPrecondition, "store is closed");
   // Join every delta first, then commit: a failing delta changes nothing.
   std::vector<std::pair<std::string, std::string>> joined;
   std::map<std::string, std::string, std::less<>> pending;
@@ -59,6 +59,7 @@ Status MemoryStore::Write(const WriteBatch& batch) {
 
 StatusOr<std::optional<std::string>> MemoryStore::Get(std::string_view key) {
   const std::lock_guard lock(mu_);
+  if (closed_) return Status(StatusCode::kFailedPrecondition, "store is closed");
   const auto it = state_.states.find(key);
   if (it == state_.states.end()) return std::optional<std::string>();
   return std::optional<std::string>(it->second);
@@ -67,11 +68,13 @@ StatusOr<std::optional<std::string>> MemoryStore::Get(std::string_view key) {
 namespace {
 
 // Copies [begin, end) first so fn may call back into the store.
-Status ScanMap(std::mutex& mu, const std::map<std::string, std::string, std::less<>>& map,
-               std::string_view begin, std::string_view end, const ScanFn& fn) {
+Status ScanMap(std::mutex& mu, const bool& closed,
+               const std::map<std::string, std::string, std::less<>>& map, std::string_view begin,
+               std::string_view end, const ScanFn& fn) {
   std::vector<std::pair<std::string, std::string>> range;
   {
     const std::lock_guard lock(mu);
+    if (closed) return {StatusCode::kFailedPrecondition, "store is closed"};
     for (auto it = map.lower_bound(begin); it != map.end(); ++it) {
       if (!end.empty() && it->first >= end) break;
       range.emplace_back(it->first, it->second);
@@ -86,22 +89,24 @@ Status ScanMap(std::mutex& mu, const std::map<std::string, std::string, std::les
 }  // namespace
 
 Status MemoryStore::Scan(std::string_view begin, std::string_view end, const ScanFn& fn) {
-  return ScanMap(mu_, state_.states, begin, end, fn);
+  return ScanMap(mu_, closed_, state_.states, begin, end, fn);
 }
 
 StatusOr<std::optional<std::string>> MemoryStore::GetAux(std::string_view key) {
   const std::lock_guard lock(mu_);
+  if (closed_) return Status(StatusCode::kFailedPrecondition, "store is closed");
   const auto it = state_.aux.find(key);
   if (it == state_.aux.end()) return std::optional<std::string>();
   return std::optional<std::string>(it->second);
 }
 
 Status MemoryStore::ScanAux(std::string_view begin, std::string_view end, const ScanFn& fn) {
-  return ScanMap(mu_, state_.aux, begin, end, fn);
+  return ScanMap(mu_, closed_, state_.aux, begin, end, fn);
 }
 
 Status MemoryStore::EnsureDotLease(std::uint64_t counter) {
   const std::lock_guard lock(mu_);
+  if (closed_) return Status(StatusCode::kFailedPrecondition, "store is closed");
   if (counter > state_.dot_lease_end) state_.dot_lease_end = counter;
   return Status::Ok();
 }
@@ -113,6 +118,7 @@ std::uint64_t MemoryStore::dot_lease_end() const {
 
 Status MemoryStore::EnsureHlcLease(crdt::HlcTimestamp timestamp) {
   const std::lock_guard lock(mu_);
+  if (closed_) return Status(StatusCode::kFailedPrecondition, "store is closed");
   if (state_.hlc_high_water < timestamp) state_.hlc_high_water = timestamp;
   return Status::Ok();
 }
@@ -124,6 +130,7 @@ crdt::HlcTimestamp MemoryStore::hlc_high_water() const {
 
 Status MemoryStore::Retire() {
   const std::lock_guard lock(mu_);
+  if (closed_) return Status(StatusCode::kFailedPrecondition, "store is closed");
   // Deterministic (the simulator replays from a seed): derive the next id.
   next_replica_seed_ = crdt::internal::Mix64(next_replica_seed_ + 0x9e3779b97f4a7c15ULL);
   state_.identity.replica = crdt::ReplicaId{next_replica_seed_};
@@ -136,13 +143,14 @@ StatusOr<std::optional<std::string>> MemoryStore::ReadRaw(std::string_view key) 
 
 Status MemoryStore::OverwriteRaw(std::string_view key, std::string_view bytes) {
   const std::lock_guard lock(mu_);
+  if (closed_) return Status(StatusCode::kFailedPrecondition, "store is closed");
   state_.states[std::string(key)] = std::string(bytes);
   return Status::Ok();
 }
 
 Status MemoryStore::Close() {
   const std::lock_guard lock(mu_);
-  if (closed_) return {StatusCode::kFailedPrecondition, "store is closed"};
+  if (closed_) return Status(StatusCode::kFailedPrecondition, "store is closed");
   closed_ = true;
   return Status::Ok();
 }

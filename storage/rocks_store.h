@@ -65,8 +65,11 @@ class RocksStore final : public Store {
   Status OverwriteRaw(std::string_view key, std::string_view bytes) override;
   Status Close() override;
 
-  // Approximate on-disk size of the state (SST + WAL), for reports.
+  // Approximate on-disk size of the states in SST files (all of them after
+  // CompactAll; the write-ahead log is not counted), for reports.
   [[nodiscard]] std::uint64_t ApproximateDiskBytes() const;
+  // How often the database was reopened after a disk error (docs/storage.md).
+  [[nodiscard]] std::uint64_t disk_error_recoveries() const;
   // Compacts the whole key space (merges operands into states).
   [[nodiscard]] Status CompactAll();
 
@@ -74,6 +77,7 @@ class RocksStore final : public Store {
 
  private:
   explicit RocksStore(std::unique_ptr<Impl> impl);
+  Status ScanFamily(bool aux, std::string_view begin, std::string_view end, const ScanFn& fn);
   std::unique_ptr<Impl> impl_;
 };
 
