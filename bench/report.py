@@ -86,12 +86,45 @@ SUITES = {
                   "bench/orset_add_cost.py under valgrind --tool=callgrind",
         "sections": [],
     },
+    # Persisted cart updates in a RocksStore, blind delta writes, and a store
+    # of 10,000,000 keys (bench/storage_benchmark.cc).
+    "storage": {
+        "title": "storage/ — persisted state in RocksDB",
+        "results": "storage.json",
+        "binary": "bench/storage_benchmark.cc (converge_storage_benchmark)",
+        "sections": [
+            "Buffered writes, one writer",
+            "Synced writes",
+            "Scale: 10,000,000 keys",
+        ],
+    },
+    # Raw RocksDB on the same machine in the same run: Debian's db_bench
+    # fillrandom with the storage suite's key and value sizes, written by
+    # bench/rocksdb_reference.py; its figures are shown in the storage suite.
+    "rocksdb_reference": {
+        "title": "Raw RocksDB (db_bench)",
+        "results": "rocksdb_reference.json",
+        "binary": "Debian's db_bench (rocksdb-tools) run by bench/rocksdb_reference.py",
+        "sections": [],
+    },
+    # Encoded sizes and encode/decode throughput (bench/codec_benchmark.cc).
+    "codec": {
+        "title": "crdt/codec/ — wire and disk format",
+        "results": "codec.json",
+        "binary": "bench/codec_benchmark.cc (converge_codec_benchmark)",
+        "sections": [
+            "Encoded sizes",
+            "Encode and decode throughput",
+        ],
+    },
 }
 
 # ---------------------------------------------------------------------------
 # Figures.
 
 BAQUERO = "Baquero's C++ delta-enabled-crdts"
+# The raw RocksDB figures the issue author measured on this machine before.
+_DB_BENCH_EARLIER = "db_bench on this machine, measured earlier by the issue author: {}"
 
 
 def _ratio(numerator: str, denominator: str):
@@ -335,6 +368,197 @@ FIGURES = {
         suite="crdt", section="Memory and deltas",
         description="context dots in the delta of one OrMap update (100,000 keys)",
         unit="dots", source=("Memory/OrMap/keys:100000", "update_delta_context_dots")),
+    # --- storage: buffered writes, one writer ---------------------------------
+    "rocksdb_raw_fillrandom_per_s": dict(
+        suite="storage", results="rocksdb_reference", section="Buffered writes, one writer",
+        description="raw RocksDB: db_bench fillrandom, one thread, sync off, WAL on, key and "
+                    "value sizes of a cart update (`storage_key_bytes`, one-increment delta), "
+                    "fresh database, same machine and run",
+        unit="ops/s", source=("RocksDbBench/fillrandom/sync:0/writers:1", "ops_per_s"),
+        reference=_DB_BENCH_EARLIER.format("about 122,000 ops/s")),
+    "persisted_buffered_per_s": dict(
+        suite="storage", section="Buffered writes, one writer", headline=True,
+        description="storage::Update<OrMap<std::string, CausalCounter>>: increment a random "
+                    "SKU in a random cart, buffered RocksStore (default options: writes "
+                    "validated), one thread; each Update reads the cart, runs the increment, "
+                    "encodes the delta and writes it (merge)",
+        unit="updates/s", source=("Storage/update/buffered/writers:1/validate:1", "ops_per_s"),
+        target="rocksdb_raw_fillrandom_per_s", target_scale=0.70, comparator=">="),
+    "persisted_buffered_vs_rocksdb_raw": dict(
+        suite="storage", section="Buffered writes, one writer", headline=True,
+        description="persisted_buffered_per_s / rocksdb_raw_fillrandom_per_s",
+        unit="×", source=_ratio("persisted_buffered_per_s", "rocksdb_raw_fillrandom_per_s"),
+        target=0.70, comparator=">="),
+    "persisted_buffered_novalidate_per_s": dict(
+        suite="storage", section="Buffered writes, one writer",
+        description="the same Updates with validate_writes off (the delta is not decoded "
+                    "again by Write)",
+        unit="updates/s", source=("Storage/update/buffered/writers:1/validate:0", "ops_per_s")),
+    "blind_write_buffered_per_s": dict(
+        suite="storage", section="Buffered writes, one writer",
+        description="blind delta writes: the same one-increment deltas encoded beforehand, "
+                    "one Store::Write each (no read, no mutator, no encoding), writes validated",
+        unit="writes/s", source=("Storage/blind_write/buffered/writers:1/validate:1",
+                                 "ops_per_s")),
+    "blind_write_buffered_novalidate_per_s": dict(
+        suite="storage", section="Buffered writes, one writer",
+        description="blind delta writes with validate_writes off: the store's write path "
+                    "alone (WriteBatch, merge into RocksDB)",
+        unit="writes/s", source=("Storage/blind_write/buffered/writers:1/validate:0",
+                                 "ops_per_s")),
+    "blind_write_buffered_novalidate_vs_rocksdb_raw": dict(
+        suite="storage", section="Buffered writes, one writer",
+        description="blind_write_buffered_novalidate_per_s / rocksdb_raw_fillrandom_per_s",
+        unit="×", source=_ratio("blind_write_buffered_novalidate_per_s",
+                                "rocksdb_raw_fillrandom_per_s")),
+    "storage_key_bytes": dict(
+        suite="storage", section="Buffered writes, one writer",
+        description="size of a cart key (\"cart:\" + 12 digits); db_bench --key_size",
+        unit="bytes", source=("Storage/update/buffered/writers:1/validate:1", "key_bytes")),
+    "storage_delta_bytes": dict(
+        suite="storage", section="Buffered writes, one writer",
+        description="mean size of the encoded deltas the Updates write (first 20,000 of the "
+                    "run, replayed untimed on a MemoryStore); db_bench --value_size is the "
+                    "delta of one increment in a fresh cart",
+        unit="bytes", source=("Storage/update/buffered/writers:1/validate:1", "delta_bytes")),
+    # --- storage: synced writes ---------------------------------------------------
+    "rocksdb_raw_sync1_per_s": dict(
+        suite="storage", results="rocksdb_reference", section="Synced writes",
+        description="raw RocksDB: db_bench fillrandom, one thread, --sync=1 (every write waits "
+                    "for fdatasync of the WAL)",
+        unit="ops/s", source=("RocksDbBench/fillrandom/sync:1/writers:1", "ops_per_s"),
+        reference=_DB_BENCH_EARLIER.format("3,560 ops/s")),
+    "persisted_sync1_per_s": dict(
+        suite="storage", section="Synced writes",
+        description="storage::Update as above, sync RocksStore, one thread (context for "
+                    "rocksdb_raw_sync1_per_s)",
+        unit="updates/s", source=("Storage/update/sync/writers:1/validate:1", "ops_per_s")),
+    "persisted_sync1_vs_rocksdb_sync1": dict(
+        suite="storage", section="Synced writes",
+        description="persisted_sync1_per_s / rocksdb_raw_sync1_per_s",
+        unit="×", source=_ratio("persisted_sync1_per_s", "rocksdb_raw_sync1_per_s")),
+    "rocksdb_raw_sync4_per_s": dict(
+        suite="storage", results="rocksdb_reference", section="Synced writes",
+        description="raw RocksDB: db_bench fillrandom, --sync=1 --threads=4 (concurrent "
+                    "writers share WAL syncs: group commit)",
+        unit="ops/s", source=("RocksDbBench/fillrandom/sync:1/writers:4", "ops_per_s"),
+        reference=_DB_BENCH_EARLIER.format("7,700 ops/s")),
+    "persisted_sync4_per_s": dict(
+        suite="storage", section="Synced writes", headline=True,
+        description="storage::Update, sync RocksStore, 4 concurrent writer threads each "
+                    "updating its own carts (RocksDB group commit)",
+        unit="updates/s", source=("Storage/update/sync/writers:4/validate:1", "ops_per_s"),
+        target="rocksdb_raw_sync4_per_s", target_scale=0.90, comparator=">="),
+    "persisted_sync4_vs_rocksdb_sync4": dict(
+        suite="storage", section="Synced writes", headline=True,
+        description="persisted_sync4_per_s / rocksdb_raw_sync4_per_s",
+        unit="×", source=_ratio("persisted_sync4_per_s", "rocksdb_raw_sync4_per_s"),
+        target=0.90, comparator=">="),
+    "persisted_sync4_novalidate_per_s": dict(
+        suite="storage", section="Synced writes",
+        description="the same with validate_writes off (the delta is not decoded again by "
+                    "Write)",
+        unit="updates/s", source=("Storage/update/sync/writers:4/validate:0", "ops_per_s")),
+    "blind_write_sync4_per_s": dict(
+        suite="storage", section="Synced writes",
+        description="blind delta writes (validated), sync RocksStore, 4 writer threads",
+        unit="writes/s", source=("Storage/blind_write/sync/writers:4/validate:1", "ops_per_s")),
+    # --- storage: scale ------------------------------------------------------------
+    **{f"keys_{suffix}_{name}": dict(
+        suite="storage", section="Scale: 10,000,000 keys", headline=headline and full,
+        description=(("" if full else "quick run only, 1,000,000 keys (not 10,000,000): ")
+                     + what.format(keys=f"{keys:,}")),
+        unit=unit, source=(f"Storage/scale/keys:{keys}", counter), scale=scale)
+       for keys, suffix, full in ((10_000_000, "10m", True), (1_000_000, "1m", False))
+       for name, counter, unit, scale, headline, what in (
+           ("load_per_s", "keys_per_s", "keys/s", 1.0, True,
+            "load of {keys} carts (one increment each) into a buffered RocksStore: blind "
+            "Write batches of 1,000 freshly encoded deltas, validation off, keys in "
+            "pseudo-random order"),
+           ("rss_mib", "rss_mib", "MiB", 1.0, True,
+            "peak RSS (getrusage ru_maxrss) of the process that loaded {keys} keys, "
+            "compacted and read a sample back"),
+           ("disk_bytes_per_key", "disk_bytes_per_key", "bytes", 1.0, True,
+            "SST bytes of the data column family per key after the load, a flush and a full "
+            "compaction (RocksStore::CompactAll, ApproximateDiskBytes), {keys} keys"),
+           ("compact_s", "compact_s", "s", 1.0, False,
+            "time of that flush and full compaction ({keys} keys)"),
+           ("verified_keys", "verified_keys", "keys", 1.0, False,
+            "random keys read back after the compaction and found equal to the state loaded "
+            "({keys} keys loaded; any mismatch fails the run)"))},
+    # --- codec: encoded sizes -------------------------------------------------
+    "orset_add_delta_encoded_bytes": dict(
+        suite="codec", section="Encoded sizes", headline=True,
+        description="Encode() of the delta of one Add into a 100,000-element "
+                    "OrSet<std::string> (replica id a random-looking 64-bit value; element "
+                    "\"item-100000\", 11 bytes)",
+        unit="bytes", source=("CodecOrSet/add_delta/size:100000", "encoded_bytes"),
+        target=64, comparator="<="),
+    "orset_remove_delta_encoded_bytes": dict(
+        suite="codec", section="Encoded sizes",
+        description="Encode() of the delta of one Remove from that set (no element: the "
+                    "removed dot in the context)",
+        unit="bytes", source=("CodecOrSet/add_delta/size:100000", "remove_encoded_bytes")),
+    "orset_readd_delta_encoded_bytes": dict(
+        suite="codec", section="Encoded sizes",
+        description="Encode() of the delta of another replica re-adding a present element "
+                    "(the new dot and the superseded one; two replica ids)",
+        unit="bytes", source=("CodecOrSet/add_delta/size:100000", "readd_encoded_bytes")),
+    "orset_state_encoded_bytes_per_element": dict(
+        suite="codec", section="Encoded sizes", headline=True,
+        description="Encode() of an OrSet<std::string> of 100,000 elements added by one "
+                    "replica, per element; the payload is the element name, \"item-0\" to "
+                    "\"item-99999\" (9.9 bytes on average, "
+                    "`orset_state_payload_bytes_per_element`)",
+        unit="bytes", source=("CodecOrSet/state/size:100000", "bytes_per_element"),
+        reference="yjs: about 16 bytes per key plus the payload"),
+    "orset_state_payload_bytes_per_element": dict(
+        suite="codec", section="Encoded sizes",
+        description="average element name length in that set (the payload)",
+        unit="bytes", source=("CodecOrSet/state/size:100000", "payload_bytes_per_element")),
+    "orset_state_encoded_overhead_bytes_per_element": dict(
+        suite="codec", section="Encoded sizes",
+        description="encoded bytes per element beyond its payload: key pointer and padding, "
+                    "dot counter (packed Cap'n Proto)",
+        unit="bytes", source=("CodecOrSet/state/size:100000", "overhead_bytes_per_element"),
+        target=16, comparator="<=", reference="yjs: about 16 bytes per key plus the payload"),
+    "cart_state_encoded_bytes_per_key": dict(
+        suite="codec", section="Encoded sizes",
+        description="Encode() of an OrMap<std::string, CausalCounter> of 100,000 keys "
+                    "(\"item-N\"), each incremented once, per key",
+        unit="bytes", source=("CodecCart/state/keys:100000", "bytes_per_key")),
+    # --- codec: throughput ----------------------------------------------------
+    "orset_encode_mb_per_s": dict(
+        suite="codec", section="Encode and decode throughput", headline=True,
+        description="Encode() of the 100,000-element OrSet<std::string> (canonical: keys "
+                    "sorted), encoded MB per second",
+        unit="MB/s", source=("CodecOrSet/encode/size:100000", "mb_per_s")),
+    "orset_decode_mb_per_s": dict(
+        suite="codec", section="Encode and decode throughput", headline=True,
+        description="Decode() of those bytes as untrusted input: every invariant checked, "
+                    "the state rebuilt, and re-encoded to check the canonical form",
+        unit="MB/s", source=("CodecOrSet/decode/size:100000", "mb_per_s")),
+    "orset_decode_trusted_mb_per_s": dict(
+        suite="codec", section="Encode and decode throughput",
+        description="Decode() with DecodeOptions::trusted (no canonical re-encode), for bytes "
+                    "this process wrote itself",
+        unit="MB/s", source=("CodecOrSet/decode_trusted/size:100000", "mb_per_s")),
+    "orset_encode_ms": dict(
+        suite="codec", section="Encode and decode throughput",
+        description="time of one Encode() of the 100,000-element set",
+        unit="ms", source=("CodecOrSet/encode/size:100000", "ns_per_op"), scale=1e-6),
+    "orset_decode_ms": dict(
+        suite="codec", section="Encode and decode throughput",
+        description="time of one untrusted Decode() of it",
+        unit="ms", source=("CodecOrSet/decode/size:100000", "ns_per_op"), scale=1e-6),
+    "cart_encode_mb_per_s": dict(
+        suite="codec", section="Encode and decode throughput",
+        description="Encode() of the 100,000-key cart, MB per second",
+        unit="MB/s", source=("CodecCart/encode/keys:100000", "mb_per_s")),
+    "cart_decode_mb_per_s": dict(
+        suite="codec", section="Encode and decode throughput",
+        description="untrusted Decode() of the 100,000-key cart, MB per second",
+        unit="MB/s", source=("CodecCart/decode/keys:100000", "mb_per_s")),
 }
 
 # Tables of a figure against a size: the data of the plots of a later step.
@@ -393,6 +617,10 @@ REFERENCES = [
     dict(system="yjs", what="join of two 50,000-key documents",
          value=318, unit="ms", figure="orset_join_50k_ms",
          ours=lambda f: f["orset_join_50k_ms"], ours_unit="ms", note="{:,.1f}× faster"),
+    dict(system="yjs", what="encoded size of a key beyond its payload",
+         value=16, unit="bytes", figure="orset_state_encoded_overhead_bytes_per_element",
+         ours=lambda f: f["orset_state_encoded_overhead_bytes_per_element"], ours_unit="bytes",
+         note="{:,.1f}× smaller"),
 ]
 
 # ---------------------------------------------------------------------------
@@ -644,7 +872,8 @@ def machine_lines(run_info: dict, results: dict[str, SuiteResults]) -> list[str]
         f"- Date: {context.get('date') or run_info.get('date', 'unknown')}",
         f"- Source: commit {run_info.get('commit', 'unknown')}"
         + (f"; not yet committed: {', '.join(run_info['changed_files'])}"
-           if run_info.get("changed_files") else "; crdt/, bench/ and the build files as committed"),
+           if run_info.get("changed_files")
+           else "; crdt/, storage/, bench/ and the build files as committed"),
         f"- Machine: {nproc} CPUs (nproc), {cpu_model}"
         + (f", {context['mhz_per_cpu']} MHz" if context.get("mhz_per_cpu") else "")
         + (f"; {caches}" if caches else ""),
@@ -914,6 +1143,136 @@ def _orset_add_notes(figures: dict[str, Figure], results: dict[str, SuiteResults
     return notes
 
 
+def _storage_context(results: dict[str, SuiteResults]) -> tuple[dict, dict]:
+    storage = results.get("storage")
+    reference = results.get("rocksdb_reference")
+    return (storage.context if storage is not None else {},
+            reference.context if reference is not None else {})
+
+
+def _storage_reference_note(ref: dict, names: list[str]) -> str:
+    if ref.get("skipped"):
+        return (f"**The raw RocksDB reference was not measured in this run: {ref['skipped']}.** "
+                "The figures compared with it, and their targets, say \"not measured\".")
+    commands = ref.get("commands") or {}
+    shown = [f"`{commands[n]}`" for n in names if n in commands]
+    if not shown:
+        return "The raw RocksDB reference (bench/rocksdb_reference.py) did not run."
+    reps = ref.get("repetitions", 1)
+    text = (f"Raw RocksDB: {ref.get('db_bench_version', 'db_bench')}, run by "
+            "bench/rocksdb_reference.py right after the storage suite"
+            + (f", {reps} times per configuration (median shown)" if reps > 1 else ", once")
+            + ": " + "; ".join(shown) + " (a fresh `--db` each time, deleted afterwards). "
+            "LZ4 compression, the 64 MiB write buffer and 2 background jobs are RocksStore's "
+            "settings for its data column family; compression only acts when a memtable is "
+            "flushed, never on the write path timed here. db_bench writes `--num` random keys "
+            "out of `--num` per thread, one key per write, like the converge runs.")
+    if ref.get("assertions_enabled"):
+        text += (" Debian builds RocksDB 7.8.3 with assertions enabled (db_bench warns "
+                 "\"Assertions are enabled\"); db_bench and converge link the same "
+                 "librocksdb.so.7.8, so both sides pay for them.")
+    return text
+
+
+def _storage_buffered_notes(figures: dict[str, Figure],
+                            results: dict[str, SuiteResults]) -> list[str]:
+    ctx, ref = _storage_context(results)
+    workload = ref.get("workload") or {}
+    ops = ctx.get("storage_ops_buffered") or workload.get("ops_buffered")
+    notes = [
+        "Each converge run opens a fresh RocksStore, performs "
+        + (f"{int(ops):,}" if ops else "N")
+        + " operations on carts picked uniformly at random among as many carts (keys "
+        "\"cart:\" + 12 digits), each incrementing one of 10,000 SKUs by one, and is timed "
+        "from the first operation to the last (opening, key generation and closing are "
+        "outside). storage::Update reads the cart (RocksDB Get, merging the deltas written "
+        "so far), runs the increment under the store's ReplicaId, checks the dot lease, "
+        "encodes the delta and writes it as one merge; a blind write only does the last "
+        "step, with a delta encoded beforehand. The CPU-time column is the writing "
+        "thread's CPU time (RocksDB's background flushes run on other threads), and for "
+        "db_bench the CPU time of its whole process less that of the same command with "
+        "`--num=1` (start, open, close); when other processes compete for the CPU, the "
+        "ratios of CPU-time values compare the work per operation more reliably than "
+        "wall-clock rates.",
+        _storage_reference_note(ref, ["RocksDbBench/fillrandom/sync:0/writers:1"]),
+    ]
+
+    def us(name: str):
+        f = figures.get(name)
+        return None if f is None or not f.value else 1e6 / f.value
+
+    raw = us("rocksdb_raw_fillrandom_per_s")
+    blind0 = us("blind_write_buffered_novalidate_per_s")
+    blind1 = us("blind_write_buffered_per_s")
+    update0 = us("persisted_buffered_novalidate_per_s")
+    update1 = us("persisted_buffered_per_s")
+    if None not in (blind0, blind1, update0, update1):
+        parts = [f"an Update with default options takes {fmt(update1)} µs"]
+        if raw is not None:
+            parts.append(f"a raw RocksDB write {fmt(raw)} µs")
+        text = ("Where the time of one operation goes (wall-clock, from the figures above): "
+                + " and ".join(parts) + f". A blind write without validation takes "
+                f"{fmt(blind0)} µs"
+                + (f" ({fmt(abs(blind0 - raw))} µs {'more' if blind0 >= raw else 'less'} "
+                   "than a raw RocksDB write, which differs in the store's own WriteBatch, "
+                   "copied into RocksDB's, and a merge record instead of a put)"
+                   if raw is not None else "")
+                + f"; validating the delta in Write adds {fmt(blind1 - blind0)} µs (blind "
+                f"writes with and without validation); reading the cart, running the "
+                f"increment and encoding the delta add {fmt(update0 - blind0)} µs (Updates "
+                f"and blind writes, both without validation); with validation the Update "
+                f"costs {fmt(update1 - update0)} µs more than without.")
+        notes.append(text)
+    return notes
+
+
+def _storage_sync_notes(figures: dict[str, Figure],
+                        results: dict[str, SuiteResults]) -> list[str]:
+    ctx, ref = _storage_context(results)
+    workload = ref.get("workload") or {}
+    ops = ctx.get("storage_ops_sync") or workload.get("ops_sync")
+    count = f"{int(ops):,}" if ops else "N"
+    return [
+        f"Synced runs: {count} operations per writer. With one writer every write waits for "
+        "its own fdatasync of the write-ahead log; with four, RocksDB's write thread groups "
+        "the writes that arrive while a sync is in progress into the next one (group "
+        "commit), so the rate depends on how many writers are ready together. The four "
+        "converge writers each update their own carts (carts with index = writer mod 4); "
+        "db_bench's four threads write random keys of one key space. With sync durability "
+        "the writing threads mostly wait for the disk, so no CPU-time value is given, and "
+        "the disk is shared with whatever else runs on the machine: compare figures of the "
+        "same run only.",
+        _storage_reference_note(ref, ["RocksDbBench/fillrandom/sync:1/writers:1",
+                                      "RocksDbBench/fillrandom/sync:1/writers:4"]),
+    ]
+
+
+def _storage_scale_notes(figures: dict[str, Figure],
+                         results: dict[str, SuiteResults]) -> list[str]:
+    ctx, _ = _storage_context(results)
+    keys = ctx.get("storage_scale_keys")
+    notes = []
+    if keys and int(keys) != 10_000_000:
+        shown = ("its figures are the `keys_1m_*` ones" if int(keys) == 1_000_000
+                 else "no figure above shows it")
+        notes.append(f"**This run loaded {int(keys):,} keys, not 10,000,000**; {shown}, and "
+                     "the `keys_10m_*` figures are not measured.")
+    notes.append(
+        "The load runs in a child process (the benchmark binary re-executed), so that its "
+        "peak RSS is that of the load alone. It opens a fresh buffered RocksStore with "
+        "validation off, writes the carts in batches of 1,000 blind merges (cart i holds one "
+        "increment of a SKU that is a fixed function of i, encoded as it is written; the "
+        "12-digit ids are a bijection of i, so keys arrive in pseudo-random order), then "
+        "flushes and compacts the whole key space (RocksStore::CompactAll), measures the "
+        "SST bytes of the data column family (RocksStore::ApproximateDiskBytes; the WAL and "
+        "the meta column family are not counted) and reads back 10,000 random loaded keys, "
+        "each of which must decode to exactly the state loaded, and 100 keys never loaded, "
+        "which must be absent. The load rate is keys over the time of the writes alone. "
+        "Peak RSS includes RocksDB's memtables (64 MiB write buffer, up to two while one is "
+        "flushed) and its 64 MiB block cache.")
+    return notes
+
+
 SECTION_NOTES = {
     ("crdt", "OrSet add"): _orset_add_notes,
     ("crdt", "Counters and maps"): [
@@ -922,6 +1281,9 @@ SECTION_NOTES = {
         "batch therefore starts from a fresh copy of the same prepared cart, and the table "
         "above shows how the cost depends on the increments a key received before.",
     ],
+    ("storage", "Buffered writes, one writer"): _storage_buffered_notes,
+    ("storage", "Synced writes"): _storage_sync_notes,
+    ("storage", "Scale: 10,000,000 keys"): _storage_scale_notes,
 }
 
 
@@ -958,6 +1320,12 @@ METHOD_NOTES = [
     "the number of measured adds. They do not depend on the load of the machine. Without "
     "valgrind these figures are reported as not measured. The heap sizes "
     "(`orset_heap_bytes_at_*`) come from native runs of the same binary (mallinfo2).",
+    "- Storage figures (bench/storage_benchmark.cc) time whole runs, one Google Benchmark "
+    "iteration each, with a steady clock from the moment all writer threads start to the "
+    "moment the last one finishes; every run starts from an empty store in "
+    "`build-bench/storage-data/`, deleted afterwards. Their raw RocksDB reference is "
+    "Debian's db_bench run by bench/rocksdb_reference.py in the same bench/run "
+    "(`build-bench/results/rocksdb_reference.json`, same shape as the other results).",
     "- Raw results: `build-bench/results/*.json` (Google Benchmark JSON, one file per suite; "
     "`orset_add_cost.json` holds the callgrind counts in the same shape).",
 ]

@@ -1,5 +1,7 @@
 // CrdtTraits for every converge type: generators of their mutations, used by
-// the law suite (laws_test.cc) and the model and convergence properties.
+// the law suite (laws_test.cc) and the model and convergence properties, and
+// the codec round trip (codec_round_trip.h), so the law suite's
+// EncodingRoundTrips runs for every type. Needs converge::codec.
 //
 // Element and key ranges are small on purpose, so random histories hit the
 // interesting cases (re-adds, removes of present elements, concurrent updates
@@ -15,6 +17,7 @@
 #include <utility>
 
 #include "crdt/crdt.h"
+#include "property-tests/codec_round_trip.h"
 #include "property-tests/law_suite.h"
 
 namespace converge::testing {
@@ -39,7 +42,7 @@ Operation<T> Op(std::string name, std::function<T(T&, ReplicaId)> apply) {
 }
 
 template <>
-struct CrdtTraits<crdt::GCounter> {
+struct CrdtTraits<crdt::GCounter> : CodecRoundTrip<crdt::GCounter> {
   using T = crdt::GCounter;
   static rc::Gen<Operation<T>> Operations() {
     return rc::gen::map(Amounts(), [](std::uint64_t n) {
@@ -50,7 +53,7 @@ struct CrdtTraits<crdt::GCounter> {
 };
 
 template <>
-struct CrdtTraits<crdt::PnCounter> {
+struct CrdtTraits<crdt::PnCounter> : CodecRoundTrip<crdt::PnCounter> {
   using T = crdt::PnCounter;
   static rc::Gen<Operation<T>> Operations() {
     return rc::gen::apply(
@@ -67,7 +70,7 @@ struct CrdtTraits<crdt::PnCounter> {
 };
 
 template <>
-struct CrdtTraits<crdt::LwwRegister<int>> {
+struct CrdtTraits<crdt::LwwRegister<int>> : CodecRoundTrip<crdt::LwwRegister<int>> {
   using T = crdt::LwwRegister<int>;
   // Timestamps from a small range so equal timestamps (ties broken by
   // writer, then value) happen often.
@@ -85,7 +88,7 @@ struct CrdtTraits<crdt::LwwRegister<int>> {
 };
 
 template <>
-struct CrdtTraits<crdt::MvRegister<int>> {
+struct CrdtTraits<crdt::MvRegister<int>> : CodecRoundTrip<crdt::MvRegister<int>> {
   using T = crdt::MvRegister<int>;
   static rc::Gen<Operation<T>> Operations() {
     return rc::gen::weightedOneOf<Operation<T>>(
@@ -99,7 +102,7 @@ struct CrdtTraits<crdt::MvRegister<int>> {
 };
 
 template <>
-struct CrdtTraits<crdt::EwFlag> {
+struct CrdtTraits<crdt::EwFlag> : CodecRoundTrip<crdt::EwFlag> {
   using T = crdt::EwFlag;
   static rc::Gen<Operation<T>> Operations() {
     return rc::gen::element(Op<T>("Enable()", [](T& f, ReplicaId r) { return f.Enable(r); }),
@@ -108,7 +111,7 @@ struct CrdtTraits<crdt::EwFlag> {
 };
 
 template <>
-struct CrdtTraits<crdt::CausalCounter> {
+struct CrdtTraits<crdt::CausalCounter> : CodecRoundTrip<crdt::CausalCounter> {
   using T = crdt::CausalCounter;
   static rc::Gen<Operation<T>> Operations() {
     return rc::gen::weightedOneOf<Operation<T>>(
@@ -136,7 +139,7 @@ E MakeElement(int i) {
 }
 
 template <class E>
-struct CrdtTraits<crdt::OrSet<E>> {
+struct CrdtTraits<crdt::OrSet<E>> : CodecRoundTrip<crdt::OrSet<E>> {
   using T = crdt::OrSet<E>;
   static rc::Gen<Operation<T>> Operations() {
     return rc::gen::weightedOneOf<Operation<T>>(
@@ -159,7 +162,7 @@ struct CrdtTraits<crdt::OrSet<E>> {
 // An OrMap's operations: update a key with one of V's operations, remove a
 // key, or clear the map.
 template <class K, class V>
-struct CrdtTraits<crdt::OrMap<K, V>> {
+struct CrdtTraits<crdt::OrMap<K, V>> : CodecRoundTrip<crdt::OrMap<K, V>> {
   using T = crdt::OrMap<K, V>;
   static rc::Gen<Operation<T>> Operations() {
     return rc::gen::weightedOneOf<Operation<T>>(

@@ -721,6 +721,7 @@ class Node::Impl {
       }
       const std::string_view operand[] = {e.delta};
       codec::DecodeOptions options;  // untrusted: both the delta and our base are checked
+      options.reject_conflicting_writes = true;
       StatusOr<std::string> joined =
           it->second ? n_.registry_->Join(std::string_view(*it->second), operand, options)
                      : n_.registry_->Join(std::nullopt, operand, options);

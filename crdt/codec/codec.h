@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -165,6 +166,7 @@ class ColumnReader {
     return Status::Ok();
   }
   [[nodiscard]] bool KeysLeft() const { return key_ < c_.keys.size(); }
+  [[nodiscard]] std::size_t KeysRemaining() const { return c_.keys.size() - key_; }
 
   Status NextMapSize(std::size_t* n) {
     if (map_size_ >= c_.map_sizes.size()) return InvalidArgument("missing nested map size");
@@ -225,39 +227,48 @@ class ColumnReader {
   std::vector<Dot> dots_;
 };
 
-// StoreCodec<S>: writes and reads one dot store in preorder.
-template <class S>
-struct StoreCodec;
+// Dot store codecs: write and read one dot store in preorder. A codec is
+// chosen by the CRDT type (StoreCodec<T> below), not by the store type: a
+// CausalCounter and an MvRegister<std::uint64_t> share the store type
+// DotFun<std::uint64_t>, but the counter's payloads are amounts (positive,
+// in `amounts`) and the register's are values (in `values`).
 
 inline void PushDot(const Dot& d, const ReplicaTable& table, Columns& c) {
   c.dot_replica.push_back(table.IndexOf(d.replica));
   c.dot_counter.push_back(d.counter);
 }
 
-template <>
-struct StoreCodec<crdt::DotSet> {
+// A set of dots: EwFlag, and each element of an OrSet.
+struct DotSetCodec {
+  using Store = crdt::DotSet;
   static constexpr bool kLeaf = true;
-  static void WriteLeaf(const crdt::DotSet& s, const ReplicaTable& table, Columns& c) {
+  static void WriteLeaf(const Store& s, const ReplicaTable& table, Columns& c) {
     for (const Dot& d : s.dots()) PushDot(d, table, c);
   }
-  static Status ReadLeaf(ColumnReader& r, std::size_t n, crdt::DotSet* out) {
-    std::vector<Dot> dots(n);
+  static Status ReadLeaf(ColumnReader& r, std::size_t n, Store* out) {
+    Store set;
+    Dot previous;
     for (std::size_t i = 0; i < n; ++i) {
-      CONVERGE_RETURN_IF_ERROR(r.NextDot(&dots[i]));
-      if (i > 0 && !(dots[i - 1] < dots[i])) return InvalidArgument("dots of a set not sorted");
+      Dot dot;
+      CONVERGE_RETURN_IF_ERROR(r.NextDot(&dot));
+      if (i > 0 && !(previous < dot)) return InvalidArgument("dots of a set not sorted");
+      previous = dot;
+      set.Insert(dot);  // sorted input: appends
     }
-    *out = crdt::DotSet::FromDots(dots);
+    *out = std::move(set);
     return Status::Ok();
   }
 };
 
-template <class V>
-struct StoreCodec<crdt::DotFun<V>> {
+// Dots mapped to payloads: counter amounts (kAmounts, CausalCounter) or
+// values written through ValueCodec<V> (MvRegister<V>).
+template <class V, bool kAmounts>
+struct DotFunCodec {
+  using Store = crdt::DotFun<V>;
+  static_assert(!kAmounts || std::is_same_v<V, std::uint64_t>, "amounts are 64-bit counts");
   static constexpr bool kLeaf = true;
-  // Counter payloads go to `amounts`, any other payload to `values`.
-  static constexpr bool kAmounts = std::is_same_v<V, std::uint64_t>;
 
-  static void WriteLeaf(const crdt::DotFun<V>& s, const ReplicaTable& table, Columns& c) {
+  static void WriteLeaf(const Store& s, const ReplicaTable& table, Columns& c) {
     for (const auto& item : s.items()) {
       PushDot(item.dot, table, c);
       if constexpr (kAmounts) {
@@ -267,8 +278,8 @@ struct StoreCodec<crdt::DotFun<V>> {
       }
     }
   }
-  static Status ReadLeaf(ColumnReader& r, std::size_t n, crdt::DotFun<V>* out) {
-    crdt::DotFun<V> fun;
+  static Status ReadLeaf(ColumnReader& r, std::size_t n, Store* out) {
+    Store fun;
     Dot previous;
     for (std::size_t i = 0; i < n; ++i) {
       Dot dot;
@@ -293,34 +304,43 @@ struct StoreCodec<crdt::DotFun<V>> {
   }
 };
 
-template <class K, class S>
-struct StoreCodec<crdt::DotMap<K, S>> {
+// Keys mapped to non-empty stores, each written by Inner (a leaf codec, or
+// another DotMapCodec for a nested map).
+template <class K, class Inner>
+struct DotMapCodec {
+  using Store = crdt::DotMap<K, typename Inner::Store>;
+  using S = typename Inner::Store;
   static constexpr bool kLeaf = false;
-  using Map = crdt::DotMap<K, S>;
 
-  static void WriteMap(const Map& m, bool root, const ReplicaTable& table, Columns& c) {
+  static void WriteMap(const Store& m, bool root, const ReplicaTable& table, Columns& c) {
     if (!root) c.map_sizes.push_back(static_cast<std::uint32_t>(m.size()));
-    // Canonical order: by encoded key bytes.
-    std::vector<std::pair<std::string, const S*>> entries;
-    entries.reserve(m.size());
-    for (const auto& e : m.entries()) entries.emplace_back(ValueCodec<K>::Encode(e.key), &e.store);
-    std::sort(entries.begin(), entries.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (auto& [key, store] : entries) {
-      c.keys.push_back(std::move(key));
-      if constexpr (StoreCodec<S>::kLeaf) {
-        c.leaf_extra.push_back(static_cast<std::uint32_t>(store->DotCount() - 1));
-        StoreCodec<S>::WriteLeaf(*store, table, c);
+    // Canonical order: by encoded key bytes. Sorts positions, not strings.
+    const std::span<const typename Store::Entry> entries = m.entries();
+    std::vector<std::string> keys;
+    keys.reserve(entries.size());
+    for (const auto& e : entries) keys.push_back(ValueCodec<K>::Encode(e.key));
+    std::vector<std::uint32_t> order(entries.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](std::uint32_t a, std::uint32_t b) { return keys[a] < keys[b]; });
+    for (const std::uint32_t i : order) {
+      c.keys.push_back(std::move(keys[i]));
+      const S& store = entries[i].store;
+      if constexpr (Inner::kLeaf) {
+        c.leaf_extra.push_back(static_cast<std::uint32_t>(store.DotCount() - 1));
+        Inner::WriteLeaf(store, table, c);
       } else {
-        StoreCodec<S>::WriteMap(*store, /*root=*/false, table, c);
+        Inner::WriteMap(store, /*root=*/false, table, c);
       }
     }
   }
 
-  static Status ReadMap(ColumnReader& r, bool root, Map* out) {
-    Map map;
+  static Status ReadMap(ColumnReader& r, bool root, Store* out) {
+    Store map;
     std::size_t n = 0;
     if (!root) CONVERGE_RETURN_IF_ERROR(r.NextMapSize(&n));
+    // Every key left is this map's when its values are leaves.
+    map.reserve(!root ? n : Inner::kLeaf ? r.KeysRemaining() : 0);
     std::string_view previous;
     for (std::size_t i = 0; root ? r.KeysLeft() : i < n; ++i) {
       std::string_view bytes;
@@ -329,13 +349,16 @@ struct StoreCodec<crdt::DotMap<K, S>> {
       previous = bytes;
       std::optional<K> key = ValueCodec<K>::Decode(bytes);
       if (!key) return InvalidArgument("key not decodable as " + std::string(ValueCodec<K>::kName));
+      // Distinct bytes are distinct keys for a ValueCodec that keeps its
+      // contract; one that does not must not corrupt the map.
+      if (map.Contains(*key)) return InvalidArgument("two map keys decode to the same key");
       S store;
-      if constexpr (StoreCodec<S>::kLeaf) {
+      if constexpr (Inner::kLeaf) {
         std::size_t dots = 0;
         CONVERGE_RETURN_IF_ERROR(r.NextLeafSize(&dots));
-        CONVERGE_RETURN_IF_ERROR(StoreCodec<S>::ReadLeaf(r, dots, &store));
+        CONVERGE_RETURN_IF_ERROR(Inner::ReadLeaf(r, dots, &store));
       } else {
-        CONVERGE_RETURN_IF_ERROR(StoreCodec<S>::ReadMap(r, /*root=*/false, &store));
+        CONVERGE_RETURN_IF_ERROR(Inner::ReadMap(r, /*root=*/false, &store));
       }
       map.Insert(std::move(*key), std::move(store));
     }
@@ -343,6 +366,20 @@ struct StoreCodec<crdt::DotMap<K, S>> {
     return Status::Ok();
   }
 };
+
+// StoreCodec<T>: the codec of the store of the causal CRDT type T.
+template <class T>
+struct StoreCodec;
+template <>
+struct StoreCodec<crdt::EwFlag> : DotSetCodec {};
+template <>
+struct StoreCodec<crdt::CausalCounter> : DotFunCodec<std::uint64_t, /*kAmounts=*/true> {};
+template <class V>
+struct StoreCodec<crdt::MvRegister<V>> : DotFunCodec<V, /*kAmounts=*/false> {};
+template <class E>
+struct StoreCodec<crdt::OrSet<E>> : DotMapCodec<E, DotSetCodec> {};
+template <class K, class V>
+struct StoreCodec<crdt::OrMap<K, V>> : DotMapCodec<K, StoreCodec<V>> {};
 
 // Columns with all-zero contents are omitted (one spelling per state).
 template <class T>
@@ -354,7 +391,8 @@ void DropIfAllZero(std::vector<T>& column) {
 // Writes a causal state: replicas, store, context.
 template <class T>
 void WriteCausal(const T& value, Columns& c) {
-  using Store = typename T::Store;
+  using Codec = StoreCodec<T>;
+  static_assert(std::is_same_v<typename Codec::Store, typename T::Store>);
   const CausalContext& context = value.context();
   ReplicaTable table;
   value.store().ForEachDot([&](const Dot& d) { table.Add(d.replica); });
@@ -363,10 +401,10 @@ void WriteCausal(const T& value, Columns& c) {
   table.Finish();
   c.replicas = table.ids();
 
-  if constexpr (StoreCodec<Store>::kLeaf) {
-    StoreCodec<Store>::WriteLeaf(value.store(), table, c);
+  if constexpr (Codec::kLeaf) {
+    Codec::WriteLeaf(value.store(), table, c);
   } else {
-    StoreCodec<Store>::WriteMap(value.store(), /*root=*/true, table, c);
+    Codec::WriteMap(value.store(), /*root=*/true, table, c);
   }
   DropIfAllZero(c.leaf_extra);
   DropIfAllZero(c.dot_replica);
@@ -390,6 +428,7 @@ void WriteCausal(const T& value, Columns& c) {
 
 template <class T>
 Status ReadCausal(const Columns& c, T* out) {
+  using Codec = StoreCodec<T>;
   using Store = typename T::Store;
   if (!c.counts.empty() || !c.neg_counts.empty() || c.lww_present || !c.lww_value.empty()) {
     return InvalidArgument("counter or register columns in a causal state");
@@ -397,13 +436,13 @@ Status ReadCausal(const Columns& c, T* out) {
   ColumnReader r(c);
   CONVERGE_RETURN_IF_ERROR(r.CheckShape());
   Store store;
-  if constexpr (StoreCodec<Store>::kLeaf) {
-    CONVERGE_RETURN_IF_ERROR(StoreCodec<Store>::ReadLeaf(r, c.dot_counter.size(), &store));
+  if constexpr (Codec::kLeaf) {
+    CONVERGE_RETURN_IF_ERROR(Codec::ReadLeaf(r, c.dot_counter.size(), &store));
     if (!c.keys.empty() || !c.leaf_extra.empty() || !c.map_sizes.empty()) {
       return InvalidArgument("map columns in a state that has no map");
     }
   } else {
-    CONVERGE_RETURN_IF_ERROR(StoreCodec<Store>::ReadMap(r, /*root=*/true, &store));
+    CONVERGE_RETURN_IF_ERROR(Codec::ReadMap(r, /*root=*/true, &store));
   }
   CONVERGE_RETURN_IF_ERROR(r.Finish());
 
@@ -417,11 +456,22 @@ Status ReadCausal(const Columns& c, T* out) {
   for (std::size_t i = 0; i < c.vector.size(); ++i) {
     if (c.vector[i] != 0) vector.push_back({ReplicaId{c.replicas[i]}, c.vector[i]});
   }
+  // The context's dots: the store's and the cloud's, each sorted (the
+  // replica table is sorted, so positions order like ids). Building the
+  // context from sorted dots appends; from unsorted ones it would insert in
+  // the middle and take quadratic time.
   std::vector<Dot> cloud = r.dots();
+  cloud.reserve(cloud.size() + c.cloud_counter.size());
   for (std::size_t i = 0; i < c.cloud_counter.size(); ++i) {
     CONVERGE_RETURN_IF_ERROR(r.CheckDot(c.cloud_replica[i], c.cloud_counter[i], "context dot"));
+    if (i > 0 && std::pair(c.cloud_replica[i - 1], c.cloud_counter[i - 1]) >=
+                     std::pair(c.cloud_replica[i], c.cloud_counter[i])) {
+      return InvalidArgument("context dots not sorted and unique");
+    }
     cloud.push_back(Dot{ReplicaId{c.replicas[c.cloud_replica[i]]}, c.cloud_counter[i]});
   }
+  std::inplace_merge(cloud.begin(), cloud.begin() + static_cast<std::ptrdiff_t>(r.dots().size()),
+                     cloud.end());
   *out = T::FromParts(std::move(store), CausalContext::FromParts(vector, cloud));
   return Status::Ok();
 }
@@ -581,6 +631,10 @@ struct DecodeOptions {
   // Skip the check that the input is the canonical encoding of its value
   // (a second encode). Only for bytes this process wrote itself.
   bool trusted = false;
+  // For TypeRegistry::Join of causal types: refuse an operand that stores a
+  // dot the state already stores with another payload or under another key
+  // (internal::CheckSameWrites). Replication sets it for peers' deltas.
+  bool reject_conflicting_writes = false;
 };
 
 // Decodes a T from untrusted bytes; never throws past the caller.
@@ -617,10 +671,62 @@ StatusOr<T> Decode(std::string_view bytes, const DecodeOptions& options = {}) {
   }
 }
 
-// For counters received as deltas from their owner: a delta entry below the
-// entry already known for the same replica cannot be a newer state of it
-// (counts only grow), so it is stale, replayed or forged. Other types accept
-// any delta (their join makes stale deltas no-ops).
+namespace internal {
+
+inline std::string DotText(const Dot& d) {
+  return "(" + std::to_string(d.replica.value()) + "," + std::to_string(d.counter) + ")";
+}
+
+// One dot names one write: a dot that both stores hold must hold the same
+// payload, under the same key. Dots of a DotSet carry no payload.
+inline Status CheckSameWrites(const crdt::DotSet& /*known*/, const crdt::DotSet& /*delta*/) {
+  return Status::Ok();
+}
+
+template <class V>
+Status CheckSameWrites(const crdt::DotFun<V>& known, const crdt::DotFun<V>& delta) {
+  for (const auto& item : delta.items()) {
+    const V* value = known.Find(item.dot);
+    if (value != nullptr && !(*value == item.value)) {
+      return InvalidArgument("dot " + DotText(item.dot) +
+                             " carries another payload than the one known here");
+    }
+  }
+  return Status::Ok();
+}
+
+template <class K, class S>
+Status CheckSameWrites(const crdt::DotMap<K, S>& known, const crdt::DotMap<K, S>& delta) {
+  for (const auto& entry : delta.entries()) {
+    Status status;
+    entry.store.ForEachDot([&](const Dot& d) {
+      if (!status.ok()) return;
+      const auto* holder = known.FindByDot(d);
+      if (holder != nullptr && !(holder->key == entry.key)) {
+        status = InvalidArgument("dot " + DotText(d) + " is stored under another key here");
+      }
+    });
+    CONVERGE_RETURN_IF_ERROR(status);
+    if (const S* mine = known.Find(entry.key)) {
+      CONVERGE_RETURN_IF_ERROR(CheckSameWrites(*mine, entry.store));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace internal
+
+// Checks a delta received from a peer against the state known here, for
+// what the delta alone cannot show (Decode has checked everything else):
+//   - counters: a delta entry below the entry known for the same replica
+//     cannot be a newer state of it (counts only grow), so it is stale,
+//     replayed or forged;
+//   - causal types: a dot the known state stores must be stored by the
+//     delta with the same payload and under the same key, since one dot
+//     names one write. Two payloads for one dot would make Join keep
+//     whichever side it runs on, and replicas would diverge for good.
+// LwwRegister accepts any delta (its join orders every pair of writes).
+// Cost: O(dots of the delta) lookups in the known state.
 template <class T>
 Status CheckDeltaAgainst(const T& known, const T& delta) {
   if constexpr (std::is_same_v<T, crdt::GCounter>) {
@@ -636,6 +742,8 @@ Status CheckDeltaAgainst(const T& known, const T& delta) {
     CONVERGE_RETURN_IF_ERROR(
         CheckDeltaAgainst(known.increments(), delta.increments()).WithContext("increments"));
     return CheckDeltaAgainst(known.decrements(), delta.decrements()).WithContext("decrements");
+  } else if constexpr (crdt::CausalCrdt<T>) {
+    return internal::CheckSameWrites(known.store(), delta.store());
   } else {
     (void)known;
     (void)delta;

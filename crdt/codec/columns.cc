@@ -91,18 +91,93 @@ std::string EncodeColumns(const Columns& c) {
   return {reinterpret_cast<const char*>(packed.begin()), packed.size()};
 }
 
+namespace {
+
+// Walks packed bytes (the format of capnp/serialize-packed.h) without
+// unpacking them and checks that they hold exactly one single-segment
+// message: the segment table's first word declares the message's size, and
+// the input must unpack to that many words, no fewer (truncated) and no
+// more (trailing bytes). Sets *message_words to the declared size, segment
+// table included. Runs before Cap'n Proto sees the input, so that the
+// segment Cap'n Proto allocates is never larger than what the input holds.
+Status CheckPackedFrame(std::string_view bytes, const DecodeLimits& limits,
+                        std::uint64_t* message_words) {
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  const std::size_t n = bytes.size();
+  std::size_t i = 0;
+  std::uint64_t words = 0;     // words unpacked so far
+  std::uint64_t expected = 0;  // words the segment table declares, once read
+  while (i < n) {
+    if (words != 0 && words >= expected) {
+      return InvalidArgument(std::to_string(n - i) + " trailing bytes after the encoded state");
+    }
+    const unsigned tag = b[i++];
+    std::uint64_t group = 1;  // words this tag unpacks to
+    std::uint64_t first = 0;  // the tag's word, when it is the segment table
+    if (tag == 0) {
+      if (i == n) return InvalidArgument("encoded state is truncated inside a run of zero words");
+      group += b[i++];
+    } else {
+      const auto present = static_cast<std::size_t>(__builtin_popcount(tag));
+      if (n - i < present) return InvalidArgument("encoded state is truncated inside a word");
+      for (unsigned bit = 0; bit < 8; ++bit) {
+        if ((tag & (1u << bit)) != 0) first |= std::uint64_t{b[i++]} << (8 * bit);
+      }
+      if (tag == 0xff) {
+        if (i == n) return InvalidArgument("encoded state is truncated before a literal run");
+        const std::size_t run = b[i++];
+        if ((n - i) / 8 < run) {
+          return InvalidArgument("encoded state is truncated inside a literal run");
+        }
+        i += 8 * run;
+        group += run;
+      }
+    }
+    if (words == 0) {
+      // The segment table: segment count - 1, then the first segment's size.
+      const std::uint64_t segments = (first & 0xffffffffu) + 1;
+      if (segments != 1) {
+        return InvalidArgument("encoded state has " + std::to_string(segments) +
+                               " segments; a state is always written as one");
+      }
+      expected = 1 + (first >> 32);
+      if (expected > limits.max_words) {
+        return ResourceExhausted("encoded state declares " + std::to_string(expected) +
+                                 " words; the limit is " + std::to_string(limits.max_words));
+      }
+    }
+    words += group;
+    if (words > expected) {
+      return InvalidArgument("packed run extends past the end of the encoded state");
+    }
+  }
+  if (words < expected) {
+    return InvalidArgument("encoded state is truncated: its segment table declares " +
+                           std::to_string(expected) + " words, the input holds " +
+                           std::to_string(words));
+  }
+  *message_words = expected;
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status DecodeColumns(std::string_view bytes, const DecodeLimits& limits, Columns* out) {
   if (bytes.size() > limits.max_bytes) {
     return ResourceExhausted("encoded state of " + std::to_string(bytes.size()) +
                              " bytes exceeds the limit of " + std::to_string(limits.max_bytes));
   }
   if (bytes.empty()) return InvalidArgument("empty input is not an encoded state");
+  std::uint64_t message_words = 0;
+  CONVERGE_RETURN_IF_ERROR(CheckPackedFrame(bytes, limits, &message_words));
   try {
     kj::ArrayInputStream input(
         kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
     capnp::ReaderOptions options;
-    options.traversalLimitInWords =
-        std::min<std::uint64_t>(limits.max_words, std::max<std::uint64_t>(64, 16 * bytes.size()));
+    // Reading every field of a message once visits fewer words than the
+    // message has; a message whose pointers make the reader visit more
+    // (several pointers to one large list: amplification) is rejected.
+    options.traversalLimitInWords = message_words;
     options.nestingLimit = limits.max_nesting;
     capnp::PackedMessageReader reader(input, options);
     if (input.tryGetReadBuffer().size() != 0) {
@@ -112,22 +187,29 @@ Status DecodeColumns(std::string_view bytes, const DecodeLimits& limits, Columns
     Columns c;
     c.version = s.getVersion();
     c.type_id = s.getTypeId();
-    if (s.getReplicas().size() > limits.max_replicas) {
-      return ResourceExhausted("state names " + std::to_string(s.getReplicas().size()) +
+    // Each list is fetched once: every fetch counts against the traversal
+    // limit.
+    const auto replicas = s.getReplicas();
+    if (replicas.size() > limits.max_replicas) {
+      return ResourceExhausted("state names " + std::to_string(replicas.size()) +
                                " replicas; the limit is " + std::to_string(limits.max_replicas));
     }
-    c.replicas = GetList<std::uint64_t>(s.getReplicas());
+    c.replicas = GetList<std::uint64_t>(replicas);
     c.counts = GetList<std::uint64_t>(s.getCounts());
     c.neg_counts = GetList<std::uint64_t>(s.getNegCounts());
     c.vector = GetList<std::uint64_t>(s.getVector());
     c.cloud_replica = GetList<std::uint32_t>(s.getCloudReplica());
     c.cloud_counter = GetList<std::uint64_t>(s.getCloudCounter());
-    for (const auto key : s.getKeys()) c.keys.push_back(AsString(key));
+    const auto keys = s.getKeys();
+    c.keys.reserve(keys.size());
+    for (const auto key : keys) c.keys.push_back(AsString(key));
     c.map_sizes = GetList<std::uint32_t>(s.getMapSizes());
     c.leaf_extra = GetList<std::uint32_t>(s.getLeafExtra());
     c.dot_replica = GetList<std::uint32_t>(s.getDotReplica());
     c.dot_counter = GetList<std::uint64_t>(s.getDotCounter());
-    for (const auto value : s.getValues()) c.values.push_back(AsString(value));
+    const auto values = s.getValues();
+    c.values.reserve(values.size());
+    for (const auto value : values) c.values.push_back(AsString(value));
     c.amounts = GetList<std::uint64_t>(s.getAmounts());
     c.lww_present = s.getLwwPresent();
     c.lww_logical = s.getLwwLogical();
@@ -139,7 +221,8 @@ Status DecodeColumns(std::string_view bytes, const DecodeLimits& limits, Columns
   } catch (const kj::Exception& e) {
     const std::string reason(e.getDescription().cStr());
     if (reason.find("too large") != std::string::npos ||
-        reason.find("traversal limit") != std::string::npos) {
+        reason.find("traversal limit") != std::string::npos ||
+        reason.find("too deeply") != std::string::npos) {
       return ResourceExhausted("encoded state exceeds the decoding limits: " + reason);
     }
     return InvalidArgument("malformed encoded state: " + reason);

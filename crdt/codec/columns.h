@@ -50,9 +50,13 @@ struct Columns {
 struct DecodeLimits {
   // Input larger than this is rejected before anything is parsed.
   std::size_t max_bytes = std::size_t{256} << 20;
-  // Cap on the unpacked message (Cap'n Proto's traversal limit), in 8-byte
-  // words; also capped at 16 words per input byte, which bounds what a small
-  // packed input can expand to.
+  // Cap on the unpacked message, in 8-byte words, checked against the size
+  // its segment table declares before anything is allocated. The declared
+  // size must also be what the packed input really unpacks to, so the
+  // memory a decode allocates is bounded by the content of its input, and
+  // Cap'n Proto's traversal limit is set to that size: a message whose
+  // pointers lead the reader over more words than it has (amplification)
+  // is rejected.
   std::uint64_t max_words = std::uint64_t{64} << 20;
   // Cap'n Proto nesting limit; a State is flat, so 4 is ample.
   int max_nesting = 4;
@@ -65,8 +69,10 @@ std::string EncodeColumns(const Columns& columns);
 
 // Parses packed bytes into `columns` within `limits`. Never throws; a
 // malformed or oversized input gives kInvalidArgument (or kResourceExhausted
-// for a limit) with the reason. Checks only the Cap'n Proto layer: column
-// meanings are validated by the typed decoder in codec.h.
+// for a limit) with the reason. The input must be exactly one
+// single-segment message (what EncodeColumns writes): more segments,
+// truncation and trailing bytes are rejected. Checks only the Cap'n Proto
+// layer: column meanings are validated by the typed decoder in codec.h.
 Status DecodeColumns(std::string_view bytes, const DecodeLimits& limits, Columns* columns);
 
 // 32-bit FNV-1a of a type descriptor: the typeId written in every state.

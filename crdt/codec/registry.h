@@ -129,6 +129,12 @@ class TypeRegistry {
     for (const std::string_view operand : operands) {
       StatusOr<T> decoded = Decode<T>(operand, options);
       if (!decoded.ok()) return decoded.status().WithContext("operand");
+      if constexpr (crdt::CausalCrdt<T>) {
+        if (options.reject_conflicting_writes) {
+          CONVERGE_RETURN_IF_ERROR(
+              internal::CheckSameWrites(state.store(), decoded->store()).WithContext("operand"));
+        }
+      }
       state.Join(*decoded);
     }
     return Encode(state);
