@@ -5,7 +5,11 @@
 #   cmake -DBUILD_DIR=<converge build tree> -DWORK_DIR=<scratch dir>
 #         -DCONSUMER_SOURCE_DIR=<examples/consumer> -DGENERATOR=<generator>
 #         -DCXX_COMPILER=<compiler> [-DMAKE_PROGRAM=<ninja/make>] [-DCONFIG=<config>]
-#         -P cmake/InstallConsumerTest.cmake
+#         [-DCXX_FLAGS=<flags>] -P cmake/InstallConsumerTest.cmake
+#
+# CXX_FLAGS reach the consumer's compile and link lines: a sanitizer build of
+# converge installs instrumented static libraries, which only link into a
+# program built with the same -fsanitize flags.
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var BUILD_DIR WORK_DIR CONSUMER_SOURCE_DIR GENERATOR CXX_COMPILER)
@@ -69,6 +73,10 @@ if(MAKE_PROGRAM)
 endif()
 if(CONFIG)
   list(APPEND configure_command "-DCMAKE_BUILD_TYPE=${CONFIG}")
+endif()
+if(CXX_FLAGS)
+  list(APPEND configure_command "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}"
+       "-DCMAKE_EXE_LINKER_FLAGS=${CXX_FLAGS}")
 endif()
 run_step("configure examples/consumer against ${prefix}" COMMAND ${configure_command})
 

@@ -86,6 +86,11 @@ class WriteBatch {
   }
   void DeleteAux(std::string key) { aux_.push_back(AuxOp{std::move(key), std::nullopt}); }
 
+  // The deltas were encoded by this process (or already validated by it):
+  // the store may skip decoding them again.
+  void set_trusted(bool trusted) { trusted_ = trusted; }
+  [[nodiscard]] bool trusted() const { return trusted_; }
+
   [[nodiscard]] const std::vector<Op>& ops() const { return ops_; }
   [[nodiscard]] const std::vector<AuxOp>& aux() const { return aux_; }
   [[nodiscard]] bool empty() const { return ops_.empty() && aux_.empty(); }
@@ -94,6 +99,7 @@ class WriteBatch {
  private:
   std::vector<Op> ops_;
   std::vector<AuxOp> aux_;
+  bool trusted_ = false;
 };
 
 // Called for each key in a scan; return false to stop.

@@ -57,6 +57,7 @@ StatusOr<T> Update(Store& store, const std::string& key, F&& mutate) {
   if (delta.IsBottom()) return delta;
   WriteBatch batch;
   batch.Merge(key, codec::Encode(delta));
+  batch.set_trusted(true);  // encoded right here
   CONVERGE_RETURN_IF_ERROR(store.Write(batch));
   return delta;
 }

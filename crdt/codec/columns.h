@@ -75,6 +75,10 @@ std::string EncodeColumns(const Columns& columns);
 // layer: column meanings are validated by the typed decoder in codec.h.
 Status DecodeColumns(std::string_view bytes, const DecodeLimits& limits, Columns* columns);
 
+// The type id of an encoding, reading only the message header (the same
+// limits apply; the columns are not decoded).
+StatusOr<std::uint32_t> PeekTypeId(std::string_view bytes, const DecodeLimits& limits = {});
+
 // 32-bit FNV-1a of a type descriptor: the typeId written in every state.
 constexpr std::uint32_t TypeIdOf(std::string_view descriptor) {
   std::uint32_t hash = 2166136261u;

@@ -78,9 +78,7 @@ class TypeRegistry {
   // The type id in an encoding (parses the message header and columns).
   static StatusOr<std::uint32_t> PeekTypeId(std::string_view bytes,
                                             const DecodeLimits& limits = {}) {
-    Columns columns;
-    CONVERGE_RETURN_IF_ERROR(DecodeColumns(bytes, limits, &columns));
-    return columns.type_id;
+    return codec::PeekTypeId(bytes, limits);
   }
 
   // Joins encodings of one registered type; the type comes from the bytes.
