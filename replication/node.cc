@@ -194,8 +194,17 @@ class Node::Impl {
     });
     CONVERGE_RETURN_IF_ERROR(scan.WithContext("load origin sequences"));
 
+    // Dot safety across restarts: a data directory cannot tell whether it was
+    // rolled back (restored from an older copy, possibly from before its
+    // first write), and a rolled-back replica would reissue dots that peers
+    // already hold for other writes. So only a store created by this very
+    // process keeps its id; any other continues under a new incarnation
+    // before its first dot. (The cost: one more version-vector entry in the
+    // keys it writes from now on.)
+    if (!identity.created || n_.update_seq_ > 0 || n_.store_.dot_lease_end() > 0) {
+      CONVERGE_RETURN_IF_ERROR(Retire().WithContext("new incarnation at start"));
+    }
     start_ms_ = n_.clock_.NowMs();
-    n_.ready_ = n_.options_.seeds.empty();
     running_ = true;
     n_.transport_.Start([this](const std::string& from, std::string frame) {
       if (running_) OnFrame(from, std::move(frame));
@@ -212,9 +221,17 @@ class Node::Impl {
     if (!running_) return;
     running_ = false;
     n_.clock_.Cancel(round_timer_);
-    for (auto& [seq, w] : waits_) n_.clock_.Cancel(w.timer);
-    waits_.clear();
     n_.transport_.Stop();
+    // Writes waiting for confirmations are durable here; they learn that the
+    // confirmations will not come (every `done` runs exactly once).
+    auto waits = std::move(waits_);
+    waits_.clear();
+    for (auto& [seq, w] : waits) {
+      n_.clock_.Cancel(w.timer);
+      w.done(Status(StatusCode::kUnavailable,
+                    "node stopped before the write was confirmed by enough replicas; it is "
+                    "durable here and spreads when the node runs again"));
+    }
   }
 
   void Leave() {
@@ -235,13 +252,6 @@ class Node::Impl {
               std::function<void(StatusOr<std::string>)> done) {
     if (!running_) {
       done(Status(StatusCode::kUnavailable, "node is not running"));
-      return;
-    }
-    if (!n_.ready_) {
-      deferred_.push_back([this, key = std::move(key), mutation = std::move(mutation), consistency,
-                           done = std::move(done)]() mutable {
-        Submit(std::move(key), std::move(mutation), consistency, std::move(done));
-      });
       return;
     }
     StatusOr<std::optional<std::string>> old_state = n_.store_.Get(key);
@@ -345,7 +355,9 @@ class Node::Impl {
                        std::uint64_t origin_seq) {
     const std::uint64_t seq = next_seq_++;
     const std::size_t bytes = key.size() + delta.size() + 48;
-    buffer_.push_back(BufferEntry{seq, key, delta, origin, origin_seq, bytes});
+    const bool local = origin == n_.self_.value();
+    buffer_.push_back(
+        BufferEntry{seq, key, delta, origin, origin_seq, bytes, local, n_.clock_.NowMs()});
     buffer_bytes_ += bytes;
     return seq;
   }
@@ -360,11 +372,23 @@ class Node::Impl {
       if (m.state == MemberState::kDead || m.state == MemberState::kLeft) continue;
       keep_from = std::min(keep_from, peers_[name].acked + 1);
     }
+    const std::uint64_t now = n_.clock_.NowMs();
     while (!buffer_.empty() && (buffer_.front().seq < keep_from ||
                                 buffer_bytes_ > n_.options_.delta_buffer_max_bytes)) {
-      buffer_bytes_ -= buffer_.front().bytes;
+      const BufferEntry& e = buffer_.front();
+      if (e.seq < keep_from && e.local) ObserveReplication(now - e.appended_ms);
+      buffer_bytes_ -= e.bytes;
       buffer_.pop_front();
     }
+  }
+
+  void ObserveReplication(std::uint64_t ms) {
+    std::size_t bucket = 0;
+    while (bucket < kReplicationLatencyBoundsMs.size() && ms > kReplicationLatencyBoundsMs[bucket])
+      ++bucket;
+    ++stats_.replication_ms_buckets[bucket];
+    ++stats_.replication_count;
+    stats_.replication_ms_sum += ms;
   }
 
   void SendDeltas(const std::string& name) {
@@ -419,7 +443,6 @@ class Node::Impl {
     ++stats_.rounds;
     ++heartbeat_;
     const std::uint64_t now = n_.clock_.NowMs();
-    if (!n_.ready_ && now - start_ms_ >= n_.options_.join_wait_ms) BecomeReady();
     for (auto& [name, m] : members_) {
       if (m.left) {
         m.state = MemberState::kLeft;
@@ -468,14 +491,6 @@ class Node::Impl {
       }
       StartAe(target);
     }
-  }
-
-  void BecomeReady() {
-    if (n_.ready_) return;
-    n_.ready_ = true;
-    auto deferred = std::move(deferred_);
-    deferred_.clear();
-    for (auto& fn : deferred) fn();
   }
 
   // --- messages out ----------------------------------------------------------
@@ -614,21 +629,23 @@ class Node::Impl {
     // history was rolled back. Retire this ReplicaId before issuing dots.
     for (const auto o : gossip.getOrigins()) {
       if (o.getReplica() == n_.self_.value() && o.getSeq() > n_.update_seq_) {
-        Retire();
+        (void)Retire();  // on failure the check runs again with the next gossip
         break;
       }
     }
-    BecomeReady();
   }
 
-  void Retire() {
-    if (Status s = n_.store_.Retire(); !s.ok()) return;  // keep the old id; retry next gossip
+  // Continues under a new incarnation: a fresh ReplicaId whose update
+  // sequence starts again at 0.
+  Status Retire() {
+    CONVERGE_RETURN_IF_ERROR(n_.store_.Retire());
     n_.self_ = n_.store_.identity().replica;
     n_.update_seq_ = 0;
     storage::WriteBatch batch;
     batch.PutAux(std::string(kUpdateSeqKey), Fixed64(0));
-    (void)n_.store_.Write(batch);
+    CONVERGE_RETURN_IF_ERROR(n_.store_.Write(batch));
     ++stats_.retirements;
+    return Status::Ok();
   }
 
   void OnDeltas(const std::string& from, std::uint64_t generation,
@@ -668,6 +685,7 @@ class Node::Impl {
       stats_.deltas_acked += up_to - peer.acked;
       peer.acked = up_to;
       peer.send_resync = false;
+      TrimBuffer();  // entries every live peer holds now go (and are timed)
     }
     // Writes waiting for confirmations.
     for (auto it = waits_.begin(); it != waits_.end() && it->first <= peer.acked;) {
@@ -770,7 +788,7 @@ class Node::Impl {
     // Dot safety also when a peer forwards our own old updates.
     if (const auto it = origins.find(n_.self_.value());
         it != origins.end() && it->second > n_.update_seq_) {
-      Retire();
+      (void)Retire();  // as in OnGossip: checked again with the next delta
     }
     return Status::Ok();
   }
@@ -1030,6 +1048,8 @@ class Node::Impl {
     std::uint64_t origin;
     std::uint64_t origin_seq;
     std::size_t bytes;
+    bool local;  // a local update (not a forwarded one)
+    std::uint64_t appended_ms;
   };
   struct Subscription {
     std::uint64_t id;
@@ -1054,7 +1074,6 @@ class Node::Impl {
   std::map<std::uint64_t, std::uint64_t> origin_seen_;
   std::vector<Subscription> subscriptions_;
   std::uint64_t next_subscription_ = 0;
-  std::vector<std::function<void()>> deferred_;
   NodeStats stats_;
 };
 

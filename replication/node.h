@@ -20,13 +20,17 @@
 //                trimmed at the lowest acknowledgement;
 //   anti-entropy a digest tree over the key space, compared top-down; gaps
 //                and peers behind the trimmed buffer are repaired by it;
-//   dot safety   peers report the highest update sequence of ours they hold;
-//                above our own means our history was rolled back: the node
-//                retires its ReplicaId before issuing any dot.
+//   dot safety   a ReplicaId that issued updates is never reused by a new
+//                process (Start continues under a new incarnation, since a
+//                rolled-back data directory cannot be told from a current
+//                one); and peers report the highest update sequence of ours
+//                they hold: above our own means our history was rolled back
+//                while running, and the node retires its ReplicaId at once.
 
 #ifndef CONVERGE_REPLICATION_NODE_H_
 #define CONVERGE_REPLICATION_NODE_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -68,9 +72,6 @@ struct NodeOptions {
   int ae_every_rounds = 1;  // an anti-entropy session every N rounds
   std::uint64_t ae_session_timeout_ms = 5'000;
   int tree_depth = 4;  // 16^depth leaves
-  // Local writes wait (at most this long) for the first gossip from a peer,
-  // which tells whether our history was rolled back.
-  std::uint64_t join_wait_ms = 2'000;
   std::uint64_t hlc_max_offset_ms = crdt::Hlc::kDefaultMaxOffsetMs;
   std::uint64_t seed = 0;  // randomness (peer choice); 0: from the clock
 };
@@ -83,6 +84,11 @@ struct PeerStatus {
   std::uint64_t acked = 0;
   std::uint64_t last_heard_ms_ago = 0;
 };
+
+// Upper bounds (ms) of the replication-latency histogram buckets; the last
+// bucket (not listed) is unbounded.
+inline constexpr std::array<std::uint64_t, 12> kReplicationLatencyBoundsMs = {
+    5, 10, 25, 50, 100, 250, 500, 1'000, 2'500, 5'000, 10'000, 30'000};
 
 struct NodeStats {
   std::uint64_t updates = 0;             // local updates committed
@@ -98,11 +104,16 @@ struct NodeStats {
   std::uint64_t bytes_received = 0;
   std::uint64_t messages_rejected = 0;    // malformed or foreign
   std::uint64_t timestamps_rejected = 0;  // LWW writes too far in the future
-  std::uint64_t retirements = 0;          // new incarnations after a rollback
+  std::uint64_t retirements = 0;          // new incarnations (at start, after a rollback)
   std::uint64_t write_timeouts = 0;
   std::uint64_t buffer_entries = 0;
   std::uint64_t buffer_bytes = 0;
   std::uint64_t rounds = 0;
+  // Time to converge, per local update: from its commit here until every
+  // live peer acknowledged holding it (counts per bucket, not cumulative).
+  std::array<std::uint64_t, kReplicationLatencyBoundsMs.size() + 1> replication_ms_buckets{};
+  std::uint64_t replication_count = 0;
+  std::uint64_t replication_ms_sum = 0;
 };
 
 class Node {
@@ -118,13 +129,16 @@ class Node {
   Node& operator=(const Node&) = delete;
   ~Node();
 
-  // Loads the digest tree from the store, starts the transport and the
-  // gossip rounds. Call on the executor (or before it runs).
+  // Loads the digest tree from the store, moves to a new incarnation if the
+  // store's ReplicaId issued updates before (see "dot safety" above), starts
+  // the transport and the gossip rounds. Call on the executor (or before it
+  // runs). Writes are accepted as soon as it returns.
   [[nodiscard]] Status Start();
   // Announces a graceful leave to the peers, stops rounds and the transport.
   void Leave();
   // Stops without announcing (a crash, for the simulator: nothing is flushed
-  // beyond what the store already holds).
+  // beyond what the store already holds). Writes still waiting for
+  // confirmations get UNAVAILABLE (they are durable here).
   void Stop();
 
   // Applies mutate(T& state, ReplicaId self) -> T delta to `key`. `done`
@@ -153,7 +167,6 @@ class Node {
   [[nodiscard]] NodeStats stats() const;
   [[nodiscard]] std::uint64_t root_hash() const { return tree_.root(); }
   [[nodiscard]] std::uint64_t update_sequence() const { return update_seq_; }
-  [[nodiscard]] bool ready() const { return ready_; }
   [[nodiscard]] crdt::Hlc& hlc() { return hlc_; }
 
   // The LWW timestamp to stamp a local write with (executor only).
@@ -181,7 +194,6 @@ class Node {
   crdt::ReplicaId self_;
   HashTree tree_;
   std::uint64_t update_seq_ = 0;
-  bool ready_ = false;
   std::unique_ptr<Impl> impl_;
 
   friend class Impl;

@@ -11,12 +11,15 @@ MemoryStore::MemoryStore(std::shared_ptr<const codec::TypeRegistry> registry,
     : registry_(std::move(registry)), next_replica_seed_(replica.value()) {
   state_.identity.replica = replica;
   state_.identity.incarnation = 1;
+  state_.identity.created = true;
 }
 
 MemoryStore::MemoryStore(std::shared_ptr<const codec::TypeRegistry> registry, Snapshot snapshot)
     : registry_(std::move(registry)),
       state_(std::move(snapshot)),
-      next_replica_seed_(state_.identity.replica.value()) {}
+      next_replica_seed_(state_.identity.replica.value()) {
+  state_.identity.created = false;  // a copy: an earlier process used it
+}
 
 MemoryStore::Snapshot MemoryStore::TakeSnapshot() const {
   const std::lock_guard lock(mu_);

@@ -398,6 +398,7 @@ struct RocksStore::Impl {
       // A new data directory: a fresh identity.
       identity.replica = crdt::ReplicaId{RandomReplicaId()};
       identity.incarnation = 1;
+      identity.created = true;
       return PutMeta({{kFormatKey, kFormatVersion},
                       {kReplicaKey, EncodeU64(identity.replica.value())},
                       {kIncarnationKey, EncodeU64(identity.incarnation)},

@@ -79,6 +79,7 @@ TEST_F(RocksStoreTest, NewDirectoryMintsAnIdentityThatACleanReopenKeeps) {
     EXPECT_NE(first.replica.value(), 0u);
     EXPECT_EQ(first.incarnation, 1u);
     EXPECT_FALSE(first.recovered_from_crash);
+    EXPECT_TRUE(first.created);
     ASSERT_TRUE(AddApple(*store, 2).ok());
     ASSERT_TRUE(store->Close().ok());
   }
@@ -91,6 +92,7 @@ TEST_F(RocksStoreTest, NewDirectoryMintsAnIdentityThatACleanReopenKeeps) {
     EXPECT_EQ(store->identity().replica, first.replica);
     EXPECT_EQ(store->identity().incarnation, 1u);
     EXPECT_FALSE(store->identity().recovered_from_crash);
+    EXPECT_FALSE(store->identity().created) << "an earlier process used this directory";
     StatusOr<Cart> cart = Read<Cart>(*store, "cart");
     ASSERT_TRUE(cart.ok());
     EXPECT_EQ(cart->Get("apple")->Value(), 2u);

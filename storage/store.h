@@ -60,6 +60,10 @@ struct Identity {
   std::uint64_t incarnation = 0;
   // The previous process did not close the store cleanly.
   bool recovered_from_crash = false;
+  // This open created the data directory: no earlier process used this
+  // identity. (A directory restored from a copy is never `created`, so the
+  // replication layer can refuse to trust its history; docs/replication.md.)
+  bool created = false;
 };
 
 // An atomic group of merges, plus writes to the auxiliary key space.

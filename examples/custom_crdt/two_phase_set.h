@@ -10,6 +10,7 @@
 #define CONVERGE_EXAMPLES_CUSTOM_CRDT_TWO_PHASE_SET_H_
 
 #include <set>
+#include <utility>
 
 #include "crdt/replica_id.h"
 
@@ -47,6 +48,16 @@ class TwoPhaseSet {
   }
 
   [[nodiscard]] bool IsBottom() const { return added_.empty() && removed_.empty(); }
+
+  // The two grow-only sets, for a codec (two_phase_set_codec.h).
+  [[nodiscard]] const std::set<T>& added() const { return added_; }
+  [[nodiscard]] const std::set<T>& removed() const { return removed_; }
+  static TwoPhaseSet FromParts(std::set<T> added, std::set<T> removed) {
+    TwoPhaseSet s;
+    s.added_ = std::move(added);
+    s.removed_ = std::move(removed);
+    return s;
+  }
 
   friend bool operator==(const TwoPhaseSet&, const TwoPhaseSet&) = default;
 

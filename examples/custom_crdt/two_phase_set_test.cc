@@ -5,10 +5,14 @@
 
 #include <string>
 
+#include "examples/custom_crdt/two_phase_set_codec.h"
+#include "property-tests/codec_round_trip.h"
 #include "property-tests/law_suite.h"
 
+// CodecRoundTrip adds the wire-format property (two_phase_set_codec.h).
 template <>
-struct converge::testing::CrdtTraits<example::TwoPhaseSet<int>> {
+struct converge::testing::CrdtTraits<example::TwoPhaseSet<int>>
+    : converge::testing::CodecRoundTrip<example::TwoPhaseSet<int>> {
   using Set = example::TwoPhaseSet<int>;
   static rc::Gen<Operation<Set>> Operations() {
     return rc::gen::apply(

@@ -1,0 +1,157 @@
+#include "replication/metrics.h"
+
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_type.h>
+
+#include <limits>
+#include <utility>
+
+namespace converge::replication {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily Scalar(std::string name, std::string help, MetricType type, double value) {
+  MetricFamily family{std::move(name), std::move(help), type, {}};
+  ClientMetric metric;
+  if (type == MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  family.metric.push_back(std::move(metric));
+  return family;
+}
+
+double D(std::uint64_t v) { return static_cast<double>(v); }
+
+}  // namespace
+
+MetricsSnapshot TakeMetricsSnapshot(const Node& node, const Transport& transport) {
+  return MetricsSnapshot{node.stats(), node.Peers(), transport.stats()};
+}
+
+std::vector<MetricFamily> NodeMetrics::Collect() const {
+  const std::optional<MetricsSnapshot> snapshot = snapshot_ ? snapshot_() : std::nullopt;
+  if (!snapshot) return {};
+  return Families(*snapshot);
+}
+
+std::vector<MetricFamily> NodeMetrics::Families(const MetricsSnapshot& s) {
+  const NodeStats& n = s.node;
+  const auto counter = MetricType::Counter;
+  const auto gauge = MetricType::Gauge;
+  std::vector<MetricFamily> out = {
+      Scalar("converge_replication_updates_total", "Local updates committed", counter,
+             D(n.updates)),
+      Scalar("converge_replication_deltas_sent_total", "Delta-interval entries sent to peers",
+             counter, D(n.deltas_sent)),
+      Scalar("converge_replication_deltas_acked_total",
+             "Delta-interval entries acknowledged by peers", counter, D(n.deltas_acked)),
+      Scalar("converge_replication_deltas_applied_total",
+             "Remote delta entries that changed the local state", counter, D(n.deltas_applied)),
+      Scalar("converge_replication_intervals_rejected_total",
+             "Delta intervals refused for a gap (repaired by anti-entropy)", counter,
+             D(n.intervals_rejected)),
+      Scalar("converge_replication_ae_sessions_total", "Anti-entropy sessions started", counter,
+             D(n.ae_sessions)),
+      Scalar("converge_replication_ae_repairs_total",
+             "Anti-entropy sessions that moved at least one state", counter, D(n.ae_repairs)),
+      Scalar("converge_replication_ae_keys_repaired_total",
+             "States received by anti-entropy that changed the local state", counter,
+             D(n.ae_keys_repaired)),
+      Scalar("converge_replication_ae_bytes_sent_total", "Bytes of anti-entropy messages sent",
+             counter, D(n.ae_bytes_sent)),
+      Scalar("converge_replication_bytes_sent_total", "Bytes of protocol messages sent", counter,
+             D(n.bytes_sent)),
+      Scalar("converge_replication_bytes_received_total", "Bytes of protocol messages received",
+             counter, D(n.bytes_received)),
+      Scalar("converge_replication_messages_rejected_total",
+             "Messages dropped as malformed, foreign or invalid", counter, D(n.messages_rejected)),
+      Scalar("converge_replication_timestamps_rejected_total",
+             "Last-writer-wins writes refused for a timestamp too far ahead", counter,
+             D(n.timestamps_rejected)),
+      Scalar("converge_replication_retirements_total",
+             "New incarnations (fresh replica ids) started", counter, D(n.retirements)),
+      Scalar("converge_replication_write_timeouts_total",
+             "majority/all writes that timed out waiting for confirmations", counter,
+             D(n.write_timeouts)),
+      Scalar("converge_replication_rounds_total", "Gossip rounds", counter, D(n.rounds)),
+      Scalar("converge_replication_buffer_entries", "Entries in the delta buffer", gauge,
+             D(n.buffer_entries)),
+      Scalar("converge_replication_buffer_bytes", "Bytes in the delta buffer", gauge,
+             D(n.buffer_bytes)),
+      Scalar("converge_transport_frames_sent_total", "Frames written to peers", counter,
+             D(s.transport.frames_sent)),
+      Scalar("converge_transport_frames_received_total", "Frames received from peers", counter,
+             D(s.transport.frames_received)),
+      Scalar("converge_transport_bytes_sent_total", "Bytes written to peers", counter,
+             D(s.transport.bytes_sent)),
+      Scalar("converge_transport_bytes_received_total", "Bytes received from peers", counter,
+             D(s.transport.bytes_received)),
+      Scalar("converge_transport_frames_dropped_total",
+             "Frames dropped (queue full, unreachable, cut link)", counter,
+             D(s.transport.frames_dropped)),
+      Scalar("converge_transport_peers_disconnected_total",
+             "Connections closed because the peer misbehaved or stalled", counter,
+             D(s.transport.peers_disconnected)),
+  };
+
+  // Time to converge per local update (a Prometheus histogram: cumulative).
+  MetricFamily latency{"converge_replication_converge_seconds",
+                       "Time from a local update's commit until every live peer acknowledged it",
+                       MetricType::Histogram,
+                       {}};
+  ClientMetric h;
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < n.replication_ms_buckets.size(); ++b) {
+    cumulative += n.replication_ms_buckets[b];
+    ClientMetric::Bucket bucket;
+    bucket.cumulative_count = cumulative;
+    bucket.upper_bound = b < kReplicationLatencyBoundsMs.size()
+                             ? D(kReplicationLatencyBoundsMs[b]) / 1000.0
+                             : std::numeric_limits<double>::infinity();
+    h.histogram.bucket.push_back(bucket);
+  }
+  h.histogram.sample_count = n.replication_count;
+  h.histogram.sample_sum = D(n.replication_ms_sum) / 1000.0;
+  latency.metric.push_back(std::move(h));
+  out.push_back(std::move(latency));
+
+  // Per peer.
+  MetricFamily lag{"converge_replication_peer_lag_entries",
+                   "Delta-buffer entries this peer has not acknowledged",
+                   gauge,
+                   {}};
+  MetricFamily silent{"converge_replication_peer_silence_seconds",
+                      "Time since this peer was last heard from",
+                      gauge,
+                      {}};
+  MetricFamily state{"converge_replication_peer_state",
+                     "1 for the peer's current membership state (alive, suspect, dead, left)",
+                     gauge,
+                     {}};
+  std::uint64_t alive = 0;
+  for (const PeerStatus& p : s.peers) {
+    ClientMetric m;
+    m.label = {{"peer", p.name}};
+    m.gauge.value = D(p.lag);
+    lag.metric.push_back(m);
+    m.gauge.value = D(p.last_heard_ms_ago) / 1000.0;
+    silent.metric.push_back(m);
+    m.label.push_back({"state", p.state});
+    m.gauge.value = 1;
+    state.metric.push_back(std::move(m));
+    if (p.state == "alive") ++alive;
+  }
+  out.push_back(std::move(lag));
+  out.push_back(std::move(silent));
+  out.push_back(std::move(state));
+  out.push_back(
+      Scalar("converge_replication_members_alive", "Peers currently alive", gauge, D(alive)));
+  return out;
+}
+
+}  // namespace converge::replication

@@ -1,0 +1,614 @@
+// RunSimulation: see sim_cluster.h for the contract and docs/simulation.md
+// for the fault model.
+//
+// The schedule (write times, fault episodes, their targets) is drawn up
+// front from the seed, then played on the SimWorld's event queue; the
+// network draws its own randomness from the world. The oracle lives apart
+// from the nodes: it only reads their stores.
+
+#include "replication/sim/sim_cluster.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <tuple>
+#include <utility>
+
+#include "crdt/crdt.h"
+#include "replication/hash_tree.h"
+#include "replication/sim/sim_world.h"
+#include "storage/memory_store.h"
+
+namespace converge::replication::sim {
+namespace {
+
+using Cart = crdt::OrMap<std::string, crdt::CausalCounter>;
+using StringSet = crdt::OrSet<std::string>;
+
+constexpr std::uint64_t kWarmupMs = 2'000;
+constexpr std::uint64_t kSnapshotEveryMs = 1'000;
+
+template <class T>
+T Pick(std::mt19937_64& rng, std::initializer_list<T> items) {
+  return *(items.begin() + static_cast<std::ptrdiff_t>(rng() % items.size()));
+}
+
+std::uint64_t Uniform(std::mt19937_64& rng, std::uint64_t lo, std::uint64_t hi) {
+  return std::uniform_int_distribution<std::uint64_t>(lo, std::max(lo, hi))(rng);
+}
+
+std::string KeyName(const char* prefix, std::mt19937_64& rng, int keys) {
+  return std::string(prefix) +
+         std::to_string(rng() % static_cast<std::uint64_t>(std::max(1, keys)));
+}
+
+Write CartWrite(std::mt19937_64& rng, int keys) {
+  const std::string key = KeyName("cart:", rng, keys);
+  const std::string sku = Pick(rng, {"apple", "pear", "fig", "kiwi", "plum", "lime"});
+  const std::uint64_t roll = rng() % 100;
+  if (roll < 50) {
+    const std::uint64_t n = Uniform(rng, 1, 5);
+    return MakeWrite<Cart>(key, [sku, n](Cart& cart, crdt::ReplicaId self) {
+      return cart.Update(sku, [&](crdt::CausalCounter& q) { return q.Increment(self, n); });
+    });
+  }
+  if (roll < 65) {
+    const std::uint64_t n = Uniform(rng, 0, 5);
+    return MakeWrite<Cart>(key, [sku, n](Cart& cart, crdt::ReplicaId self) {
+      if (n == 0) return cart.Remove(sku);
+      return cart.Update(sku, [&](crdt::CausalCounter& q) { return q.Set(self, n); });
+    });
+  }
+  if (roll < 92) {
+    return MakeWrite<Cart>(key, [sku](Cart& cart, crdt::ReplicaId) { return cart.Remove(sku); });
+  }
+  return MakeWrite<Cart>(key, [](Cart& cart, crdt::ReplicaId) { return cart.Clear(); });
+}
+
+Write SetWrite(std::mt19937_64& rng, int keys) {
+  const std::string key = KeyName("set:", rng, keys);
+  const std::string element = "e" + std::to_string(rng() % 20);
+  if (rng() % 100 < 65) {
+    return MakeWrite<StringSet>(
+        key, [element](StringSet& s, crdt::ReplicaId self) { return s.Add(self, element); });
+  }
+  return MakeWrite<StringSet>(
+      key, [element](StringSet& s, crdt::ReplicaId) { return s.Remove(element); });
+}
+
+Write CounterWrite(std::mt19937_64& rng, int keys) {
+  const std::uint64_t n = Uniform(rng, 1, 10);
+  if (rng() % 2 == 0) {
+    return MakeWrite<crdt::GCounter>(
+        KeyName("gc:", rng, keys),
+        [n](crdt::GCounter& c, crdt::ReplicaId self) { return c.Increment(self, n); });
+  }
+  const bool up = rng() % 3 != 0;
+  return MakeWrite<crdt::PnCounter>(KeyName("pn:", rng, keys),
+                                    [n, up](crdt::PnCounter& c, crdt::ReplicaId self) {
+                                      return up ? c.Increment(self, n) : c.Decrement(self, n);
+                                    });
+}
+
+Write MixedWrite(std::mt19937_64& rng, int keys) {
+  const std::uint64_t roll = rng() % 100;
+  if (roll < 50) return CartWrite(rng, keys);
+  if (roll < 80) return SetWrite(rng, keys);
+  return CounterWrite(rng, keys);
+}
+
+// --- the cluster ---------------------------------------------------------------
+
+struct SimNode {
+  std::string name;
+  std::unique_ptr<storage::MemoryStore> store;
+  std::unique_ptr<SimClock> clock;
+  std::unique_ptr<SimTransport> transport;
+  std::unique_ptr<Node> node;
+  int starts = 0;
+  int down_for = -1;  // the crash episode that took it down
+  NodeStats past;     // summed stats of earlier processes
+  std::vector<std::pair<std::uint64_t, storage::MemoryStore::Snapshot>> snapshots;
+  [[nodiscard]] bool up() const { return node != nullptr; }
+};
+
+struct WriteRecordEntry {
+  std::shared_ptr<Write::Record> record;
+  WriteConsistency consistency = WriteConsistency::kLocal;
+  int node = 0;
+  std::uint64_t at_ms = 0;
+  bool excused = false;
+};
+
+class Simulation {
+ public:
+  Simulation(const SimulationOptions& options, Workload workload,
+             std::shared_ptr<const codec::TypeRegistry> registry)
+      : o_(options),
+        workload_(std::move(workload)),
+        registry_(std::move(registry)),
+        world_(options.seed),
+        rng_(options.seed ^ 0x51a7c1057e5ULL) {}
+
+  SimulationReport Run();
+
+ private:
+  void StartNode(int i);
+  void CrashNode(int i);
+  enum class Restart { kIntact, kWiped, kRolledBack };
+  void RestartNode(int i, Restart how, int episode);
+  void IssueWrite(int preferred);
+  void TakeSnapshots();
+  void CutLink(const std::string& from, const std::string& to);
+  void HealLink(const std::string& from, const std::string& to);
+  void SchedulePartition(std::uint64_t start, std::uint64_t end);
+  // Marks the writes held by no store but node i's (and not by `kept`).
+  void ExcuseLostWrites(int i, const storage::MemoryStore::Snapshot* kept);
+  bool Holds(const std::optional<std::string>& state, const std::string& delta) const;
+  [[nodiscard]] bool AllEqual() const;
+  void Check(SimulationReport& report);
+  NodeStats TotalStats() const;
+
+  NodeOptions OptionsFor(int i) const {
+    NodeOptions n;
+    n.name = nodes_[static_cast<std::size_t>(i)].name;
+    n.address = n.name;
+    for (int s = 0; s < std::min(2, o_.nodes); ++s) n.seeds.push_back("n" + std::to_string(s));
+    n.gossip_interval_ms = o_.gossip_interval_ms;
+    n.fanout = o_.fanout;
+    n.suspect_after_ms = o_.gossip_interval_ms * 20;
+    n.dead_after_ms = o_.gossip_interval_ms * 60;
+    n.write_timeout_ms = 5'000;
+    n.ae_session_timeout_ms = std::max<std::uint64_t>(1'000, o_.gossip_interval_ms * 10);
+    n.seed = crdt::internal::Mix64(
+        o_.seed * 1'000'003 + static_cast<std::uint64_t>(i) * 7919 +
+        static_cast<std::uint64_t>(nodes_[static_cast<std::size_t>(i)].starts));
+    return n;
+  }
+
+  const SimulationOptions o_;
+  Workload workload_;
+  std::shared_ptr<const codec::TypeRegistry> registry_;
+  SimWorld world_;
+  std::mt19937_64 rng_;  // the schedule and the workload
+  std::vector<SimNode> nodes_;
+  std::vector<WriteRecordEntry> writes_;
+  std::map<std::pair<std::string, std::string>, int> cut_count_;
+  std::uint64_t last_fault_ms_ = 0;
+  SimulationReport report_;
+};
+
+void Simulation::StartNode(int i) {
+  SimNode& n = nodes_[static_cast<std::size_t>(i)];
+  n.clock = std::make_unique<SimClock>(world_);
+  n.transport = std::make_unique<SimTransport>(world_, n.name);
+  n.node = std::make_unique<Node>(OptionsFor(i), *n.store, *n.transport, *n.clock, registry_);
+  ++n.starts;
+  if (Status s = n.node->Start(); !s.ok()) {
+    report_.violations.push_back(n.name + " could not start: " + s.ToString());
+    n.node.reset();
+  }
+}
+
+void Simulation::CrashNode(int i) {
+  SimNode& n = nodes_[static_cast<std::size_t>(i)];
+  if (!n.up()) return;
+  n.node->Stop();
+  const NodeStats s = n.node->stats();
+  n.past.retirements += s.retirements;
+  n.past.ae_keys_repaired += s.ae_keys_repaired;
+  n.past.intervals_rejected += s.intervals_rejected;
+  n.past.messages_rejected += s.messages_rejected;
+  n.node.reset();
+  n.transport.reset();
+  n.clock.reset();
+}
+
+void Simulation::RestartNode(int i, Restart how, int episode) {
+  SimNode& n = nodes_[static_cast<std::size_t>(i)];
+  if (n.up() || n.down_for != episode) return;  // another episode's crash
+  n.down_for = -1;
+  if (how == Restart::kIntact) ++report_.crashes;
+  if (how == Restart::kWiped) {
+    ++report_.wipes;
+    ExcuseLostWrites(i, nullptr);
+    const std::uint64_t id = crdt::internal::Mix64(o_.seed ^ (std::uint64_t{0xd1ce} << 32) ^
+                                                   (static_cast<std::uint64_t>(i) << 16) ^
+                                                   static_cast<std::uint64_t>(n.starts));
+    n.store = std::make_unique<storage::MemoryStore>(registry_, crdt::ReplicaId{id | 1});
+    n.snapshots.clear();
+  } else if (how == Restart::kRolledBack && n.snapshots.empty()) {
+    ++report_.crashes;  // no older copy yet: a plain restart
+  } else if (how == Restart::kRolledBack) {
+    // One of the copies taken before the crash, not always the latest.
+    const std::size_t pick =
+        n.snapshots.size() - 1 -
+        static_cast<std::size_t>(rng_() % std::min<std::size_t>(3, n.snapshots.size()));
+    storage::MemoryStore::Snapshot copy = n.snapshots[pick].second;
+    ++report_.rollbacks;
+    ExcuseLostWrites(i, &copy);
+    n.store = std::make_unique<storage::MemoryStore>(registry_, std::move(copy));
+    n.snapshots.resize(pick + 1);
+  }
+  StartNode(i);
+}
+
+bool Simulation::Holds(const std::optional<std::string>& state, const std::string& delta) const {
+  if (!state) return false;
+  const std::string_view operand[] = {delta};
+  codec::DecodeOptions options;
+  options.trusted = true;
+  const StatusOr<std::string> joined = registry_->Join(std::string_view(*state), operand, options);
+  return joined.ok() && *joined == *state;
+}
+
+void Simulation::ExcuseLostWrites(int i, const storage::MemoryStore::Snapshot* kept) {
+  for (WriteRecordEntry& w : writes_) {
+    if (w.excused || w.record->delta.empty()) continue;
+    const std::string& key = w.record->key;
+    bool held = false;
+    if (kept != nullptr) {
+      const auto it = kept->states.find(key);
+      held = it != kept->states.end() && Holds(it->second, w.record->delta);
+    }
+    for (std::size_t j = 0; j < nodes_.size() && !held; ++j) {
+      if (static_cast<int>(j) == i) continue;
+      StatusOr<std::optional<std::string>> state = nodes_[j].store->Get(key);
+      held = state.ok() && Holds(*state, w.record->delta);
+    }
+    if (held) continue;
+    w.excused = true;
+    if (w.record->done && w.record->status.ok()) ++report_.writes_lost_with_data;
+  }
+}
+
+void Simulation::IssueWrite(int preferred) {
+  int target = -1;
+  for (int k = 0; k < o_.nodes; ++k) {
+    const int i = (preferred + k) % o_.nodes;
+    if (nodes_[static_cast<std::size_t>(i)].up()) {
+      target = i;
+      break;
+    }
+  }
+  Write write = workload_(rng_, o_.keys);
+  const std::uint64_t roll = rng_() % 100;
+  if (target < 0) return;  // everything is down: the client finds no replica
+  WriteRecordEntry entry;
+  entry.record = std::make_shared<Write::Record>();
+  entry.node = target;
+  entry.at_ms = world_.now_ms();
+  entry.consistency = roll < static_cast<std::uint64_t>(o_.all_percent) ? WriteConsistency::kAll
+                      : roll < static_cast<std::uint64_t>(o_.all_percent + o_.majority_percent)
+                          ? WriteConsistency::kMajority
+                          : WriteConsistency::kLocal;
+  writes_.push_back(entry);
+  write.submit(*nodes_[static_cast<std::size_t>(target)].node, entry.consistency, entry.record);
+}
+
+void Simulation::TakeSnapshots() {
+  for (SimNode& n : nodes_) {
+    if (!n.up()) continue;
+    n.snapshots.emplace_back(world_.now_ms(), n.store->TakeSnapshot());
+    if (n.snapshots.size() > 8) n.snapshots.erase(n.snapshots.begin());
+  }
+}
+
+void Simulation::CutLink(const std::string& from, const std::string& to) {
+  if (cut_count_[{from, to}]++ == 0) world_.Cut(from, to);
+}
+
+void Simulation::HealLink(const std::string& from, const std::string& to) {
+  auto it = cut_count_.find({from, to});
+  if (it == cut_count_.end() || it->second == 0) return;
+  if (--it->second == 0) world_.Restore(from, to);
+}
+
+void Simulation::SchedulePartition(std::uint64_t start, std::uint64_t end) {
+  // The links this episode cuts (one way each).
+  std::vector<std::pair<std::string, std::string>> links;
+  const int kind = static_cast<int>(rng_() % 3);
+  const auto name = [](int i) { return "n" + std::to_string(i); };
+  if (kind == 0 || kind == 1) {
+    // A split into two sides; kind 1 cuts only one direction.
+    std::vector<bool> side(static_cast<std::size_t>(o_.nodes));
+    int in = 0;
+    while (in == 0 || in == o_.nodes) {
+      in = 0;
+      for (int i = 0; i < o_.nodes; ++i) {
+        side[static_cast<std::size_t>(i)] = rng_() % 2 == 0;
+        in += side[static_cast<std::size_t>(i)] ? 1 : 0;
+      }
+    }
+    for (int a = 0; a < o_.nodes; ++a) {
+      for (int b = 0; b < o_.nodes; ++b) {
+        if (!side[static_cast<std::size_t>(a)] || side[static_cast<std::size_t>(b)]) continue;
+        links.emplace_back(name(a), name(b));
+        if (kind == 0) links.emplace_back(name(b), name(a));
+      }
+    }
+  } else {
+    // Random one-way links.
+    const int count = 1 + static_cast<int>(rng_() % static_cast<std::uint64_t>(o_.nodes * 2));
+    for (int k = 0; k < count; ++k) {
+      const int a = static_cast<int>(rng_() % static_cast<std::uint64_t>(o_.nodes));
+      const int b = static_cast<int>(rng_() % static_cast<std::uint64_t>(o_.nodes));
+      if (a != b) links.emplace_back(name(a), name(b));
+    }
+  }
+  // Cut one by one at the start, healed one by one in random order after.
+  std::vector<std::uint64_t> heal_at;
+  for (std::size_t k = 0; k < links.size(); ++k) heal_at.push_back(end + Uniform(rng_, 0, 1'000));
+  for (std::size_t k = 0; k < links.size(); ++k) {
+    const auto link = links[k];
+    world_.ScheduleAt(start + k, [this, link] { CutLink(link.first, link.second); });
+    world_.ScheduleAt(heal_at[k], [this, link] { HealLink(link.first, link.second); });
+    last_fault_ms_ = std::max(last_fault_ms_, heal_at[k]);
+  }
+  ++report_.partitions;
+}
+
+bool Simulation::AllEqual() const {
+  for (const SimNode& n : nodes_) {
+    if (!n.up()) return false;
+  }
+  const std::uint64_t root = nodes_[0].node->root_hash();
+  for (const SimNode& n : nodes_) {
+    if (n.node->root_hash() != root) return false;
+  }
+  // Equal roots: confirm byte for byte.
+  const auto first = nodes_[0].store->TakeSnapshot().states;
+  for (std::size_t i = 1; i < nodes_.size(); ++i) {
+    if (nodes_[i].store->TakeSnapshot().states != first) return false;
+  }
+  return true;
+}
+
+NodeStats Simulation::TotalStats() const {
+  NodeStats total;
+  for (const SimNode& n : nodes_) {
+    NodeStats s = n.past;
+    if (n.up()) {
+      const NodeStats now = n.node->stats();
+      s.retirements += now.retirements;
+      s.ae_keys_repaired += now.ae_keys_repaired;
+      s.intervals_rejected += now.intervals_rejected;
+      s.messages_rejected += now.messages_rejected;
+    }
+    total.retirements += s.retirements;
+    total.ae_keys_repaired += s.ae_keys_repaired;
+    total.intervals_rejected += s.intervals_rejected;
+    total.messages_rejected += s.messages_rejected;
+  }
+  return total;
+}
+
+void Simulation::Check(SimulationReport& report) {
+  const auto final_states = nodes_[0].store->TakeSnapshot().states;
+  report.keys = final_states.size();
+  const auto state_of = [&](const std::string& key) -> std::optional<std::string> {
+    const auto it = final_states.find(key);
+    if (it == final_states.end()) return std::nullopt;
+    return it->second;
+  };
+  std::map<std::string, std::vector<std::string_view>> produced;
+  std::map<std::tuple<std::string, std::uint64_t, std::uint64_t>, std::size_t> dots;
+  for (std::size_t k = 0; k < writes_.size(); ++k) {
+    const WriteRecordEntry& w = writes_[k];
+    const Write::Record& r = *w.record;
+    if (r.delta.empty()) continue;
+    ++report.writes_issued;
+    produced[r.key].push_back(r.delta);
+    const bool acked = r.done && r.status.ok();
+    if (acked) ++report.writes_acked;
+    for (const auto& [replica, counter] : r.new_dots) {
+      const auto [it, fresh] = dots.emplace(std::make_tuple(r.key, replica, counter), k);
+      if (!fresh) {
+        ++report.dots_reused;
+        std::ostringstream v;
+        v << "dot (" << replica << ", " << counter << ") of key " << r.key
+          << " was issued by write " << it->second << " and again by write " << k;
+        report.violations.push_back(v.str());
+      }
+    }
+    if (acked && !w.excused && !Holds(state_of(r.key), r.delta)) {
+      ++report.acked_writes_lost;
+      if (report.acked_writes_lost <= 5) {
+        std::ostringstream v;
+        v << "write " << k << " to " << r.key << " acknowledged by n" << w.node << " at " << w.at_ms
+          << " ms (" << WriteConsistencyName(w.consistency)
+          << ") is missing from the converged state";
+        report.violations.push_back(v.str());
+      }
+    }
+  }
+  if (report.acked_writes_lost > 5) {
+    report.violations.push_back("... " + std::to_string(report.acked_writes_lost - 5) +
+                                " more acknowledged writes missing");
+  }
+  // Nothing invented: the final state is below the join of every delta.
+  for (const auto& [key, state] : final_states) {
+    const auto it = produced.find(key);
+    if (it == produced.end()) {
+      report.violations.push_back("key " + key + " holds a state no write produced");
+      continue;
+    }
+    codec::DecodeOptions options;
+    options.trusted = true;
+    const StatusOr<std::string> all = registry_->Join(std::nullopt, it->second, options);
+    const std::string_view operand[] = {state};
+    const StatusOr<std::string> with_final =
+        all.ok() ? registry_->Join(std::string_view(*all), operand, options) : all;
+    if (!all.ok() || !with_final.ok() || *with_final != *all) {
+      report.violations.push_back("key " + key +
+                                  " holds a state above the join of every delta written to it");
+    }
+  }
+}
+
+SimulationReport Simulation::Run() {
+  SimulationReport& report = report_;
+  report.replay = ReplayCommand(o_);
+  if (o_.nodes < 1 || o_.fanout < 1 || o_.keys < 1 || o_.writes < 0 || o_.loss < 0 ||
+      o_.loss >= 1 || o_.duplication < 0 || o_.duplication > 1 || o_.gossip_interval_ms == 0) {
+    report.violations.push_back("invalid options");
+    return report;
+  }
+  NetworkFaults faults;
+  faults.loss = o_.loss;
+  faults.duplication = o_.duplication;
+  faults.min_delay_ms = 1;
+  faults.max_delay_ms = o_.reorder ? 40 : 1;
+  world_.set_faults(faults);
+
+  nodes_.resize(static_cast<std::size_t>(o_.nodes));
+  for (int i = 0; i < o_.nodes; ++i) {
+    SimNode& n = nodes_[static_cast<std::size_t>(i)];
+    n.name = "n" + std::to_string(i);
+    n.store = std::make_unique<storage::MemoryStore>(
+        registry_,
+        crdt::ReplicaId{crdt::internal::Mix64(o_.seed + static_cast<std::uint64_t>(i)) | 1});
+    StartNode(i);
+  }
+
+  // The schedule.
+  const std::uint64_t window_start = kWarmupMs;
+  const std::uint64_t window_end = kWarmupMs + o_.fault_window_ms;
+  for (int k = 0; k < o_.writes; ++k) {
+    const std::uint64_t at = Uniform(rng_, window_start, window_end);
+    const int node = static_cast<int>(rng_() % static_cast<std::uint64_t>(o_.nodes));
+    world_.ScheduleAt(at, [this, node] { IssueWrite(node); });
+    last_fault_ms_ = std::max(last_fault_ms_, at);
+  }
+  for (std::uint64_t t = window_start; t <= window_end; t += kSnapshotEveryMs) {
+    world_.ScheduleAt(t, [this] { TakeSnapshots(); });
+  }
+  for (int k = 0; k < o_.partitions; ++k) {
+    const std::uint64_t start = Uniform(rng_, window_start, window_end - 500);
+    const std::uint64_t end = std::min(window_end, start + Uniform(rng_, 500, 8'000));
+    SchedulePartition(start, end);
+  }
+  int episodes = 0;
+  const auto schedule_crash = [&](Restart how) {
+    const int node = static_cast<int>(rng_() % static_cast<std::uint64_t>(o_.nodes));
+    const std::uint64_t at = Uniform(rng_, window_start + 1'000, window_end);
+    const std::uint64_t back = at + Uniform(rng_, 300, 3'000);
+    const int episode = episodes++;
+    world_.ScheduleAt(at, [this, node, episode] {
+      SimNode& n = nodes_[static_cast<std::size_t>(node)];
+      if (!n.up()) return;  // already down: this episode is not injected
+      CrashNode(node);
+      n.down_for = episode;
+    });
+    world_.ScheduleAt(back, [this, node, how, episode] { RestartNode(node, how, episode); });
+    last_fault_ms_ = std::max(last_fault_ms_, back);
+  };
+  for (int k = 0; k < o_.crashes; ++k) schedule_crash(Restart::kIntact);
+  for (int k = 0; k < o_.wipes; ++k) schedule_crash(Restart::kWiped);
+  for (int k = 0; k < o_.rollbacks; ++k) schedule_crash(Restart::kRolledBack);
+
+  // Play it, then count rounds until every node holds the same bytes.
+  world_.RunUntil(last_fault_ms_);
+  for (int i = 0; i < o_.nodes; ++i) {
+    // A restart that found its node up (overlapping episodes) left it up;
+    // one that found it down for another episode's crash restarted it.
+    if (!nodes_[static_cast<std::size_t>(i)].up()) StartNode(i);
+  }
+  const std::uint64_t from = world_.now_ms();
+  for (int round = 0; round <= o_.max_rounds; ++round) {
+    if (AllEqual()) {
+      report.converged = true;
+      report.rounds = static_cast<std::uint64_t>(round);
+      report.convergence_ms = world_.now_ms() - from;
+      break;
+    }
+    world_.RunFor(o_.gossip_interval_ms);
+  }
+  // Let waiting writes learn their outcome (confirmations or timeouts).
+  world_.RunFor(6'000);
+  if (!report.converged) {
+    report.violations.push_back("the nodes did not converge within " +
+                                std::to_string(o_.max_rounds) + " rounds after the last fault");
+  } else if (!AllEqual()) {
+    report.violations.push_back("the nodes diverged again after converging");
+  }
+  report.faults_injected = report.partitions + report.crashes + report.wipes + report.rollbacks;
+  Check(report);
+
+  const NodeStats stats = TotalStats();
+  report.retirements = stats.retirements;
+  report.ae_keys_repaired = stats.ae_keys_repaired;
+  report.intervals_rejected = stats.intervals_rejected;
+  std::uint64_t bytes = 0;
+  for (const SimNode& n : nodes_) bytes += world_.bytes_sent(n.name);
+  report.bytes_per_node = bytes / static_cast<std::uint64_t>(o_.nodes);
+  report.frames_delivered = world_.frames_delivered();
+  world_.MixTrace(nodes_[0].up() ? nodes_[0].node->root_hash() : 0);
+  world_.MixTrace(report.rounds);
+  report.trace_hash = world_.trace_hash();
+  report.events = world_.events_run();
+  for (SimNode& n : nodes_) {
+    if (n.up()) n.node->Stop();
+  }
+  return report;
+}
+
+}  // namespace
+
+const std::vector<NamedWorkload>& Workloads() {
+  static const std::vector<NamedWorkload> workloads = {
+      {"cart", "carts (OrMap<string, CausalCounter>): add, set, remove and clear lines",
+       &CartWrite},
+      {"set", "OrSet<string>: adds and observed removes", &SetWrite},
+      {"counter", "GCounter increments, PnCounter increments and decrements", &CounterWrite},
+      {"mixed", "all of the above (half carts)", &MixedWrite},
+  };
+  return workloads;
+}
+
+SimulationReport RunSimulation(const SimulationOptions& options, Workload workload,
+                               std::shared_ptr<const codec::TypeRegistry> registry) {
+  if (!workload) {
+    for (const NamedWorkload& w : Workloads()) {
+      if (w.name == options.workload) workload = w.make;
+    }
+  }
+  if (!registry) {
+    registry = std::make_shared<const codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  }
+  if (!workload) {
+    SimulationReport report;
+    report.replay = ReplayCommand(options);
+    report.violations.push_back("unknown workload '" + options.workload + "'");
+    return report;
+  }
+  Simulation simulation(options, std::move(workload), std::move(registry));
+  return simulation.Run();
+}
+
+std::string ReplayCommand(const SimulationOptions& o) {
+  const SimulationOptions d;
+  std::ostringstream out;
+  out << "converge-sim --nodes " << o.nodes << " --fanout " << o.fanout << " --seed " << o.seed;
+  if (o.loss != d.loss) out << " --loss " << o.loss;
+  if (o.duplication != d.duplication) out << " --dup " << o.duplication;
+  if (o.reorder) out << " --reorder";
+  if (o.partitions != d.partitions) out << " --partitions " << o.partitions;
+  if (o.crashes != d.crashes) out << " --crashes " << o.crashes;
+  if (o.wipes != d.wipes) out << " --wipes " << o.wipes;
+  if (o.rollbacks != d.rollbacks) out << " --rollbacks " << o.rollbacks;
+  if (o.workload != d.workload) out << " --workload " << o.workload;
+  if (o.writes != d.writes) out << " --writes " << o.writes;
+  if (o.keys != d.keys) out << " --keys " << o.keys;
+  if (o.majority_percent != d.majority_percent) out << " --majority-percent " << o.majority_percent;
+  if (o.all_percent != d.all_percent) out << " --all-percent " << o.all_percent;
+  if (o.gossip_interval_ms != d.gossip_interval_ms)
+    out << " --gossip-interval-ms " << o.gossip_interval_ms;
+  if (o.fault_window_ms != d.fault_window_ms) out << " --window-ms " << o.fault_window_ms;
+  if (o.max_rounds != d.max_rounds) out << " --max-rounds " << o.max_rounds;
+  return out.str();
+}
+
+}  // namespace converge::replication::sim

@@ -1,0 +1,178 @@
+// A whole cluster in the deterministic simulator, with a workload of random
+// writes and a schedule of faults, checked against an oracle
+// (docs/simulation.md). converge-sim is a command line over RunSimulation;
+// the swarm tests run it for hundreds of seeds.
+//
+//   sim::SimulationOptions options;
+//   options.nodes = 5;
+//   options.seed = 42;
+//   options.loss = 0.1;
+//   options.partitions = 2;
+//   const sim::SimulationReport report = sim::RunSimulation(options);
+//   if (!report.ok()) std::cerr << report.replay << '\n';
+//
+// The oracle. Every write's delta is recorded when the node's mutator makes
+// it, and whether the node acknowledged it. After the last fault the run
+// waits (in gossip rounds) until every node holds the same canonical bytes
+// for every key, then checks, per key, in the CRDT's own lattice order:
+//   - every acknowledged delta is below the final state (nothing
+//     acknowledged was lost — an observed remove that came later still
+//     leaves the delta below the state, so removes need no special case);
+//   - the final state is below the join of every delta ever made (nothing
+//     was invented);
+//   - no dot was issued twice in a key (dot safety across restarts).
+// A write may be lost only with the data it lived in: when a node's data
+// directory is wiped or rolled back, the writes that no other store (and not
+// the restored copy) holds at that moment are excused, and counted apart.
+//
+// Same options, same workload: same run, event for event (trace_hash).
+// Not thread-safe; one simulation per thread.
+
+#ifndef CONVERGE_REPLICATION_SIM_SIM_CLUSTER_H_
+#define CONVERGE_REPLICATION_SIM_SIM_CLUSTER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "crdt/codec/codec.h"
+#include "crdt/codec/registry.h"
+#include "replication/node.h"
+
+namespace converge::replication::sim {
+
+struct SimulationOptions {
+  int nodes = 3;
+  int fanout = 2;
+  std::uint64_t seed = 1;
+  // Network faults, for every frame of the whole run.
+  double loss = 0.0;         // probability a frame is dropped
+  double duplication = 0.0;  // probability a frame is delivered twice
+  bool reorder = false;      // delays of 1-40 ms, so frames overtake each other
+  // Fault episodes, at random times in the fault window.
+  int partitions = 0;  // symmetric splits, one-way cuts or random link cuts,
+                       // healed link by link in random order
+  int crashes = 0;     // a node crashes and restarts with its data
+  int wipes = 0;       // ... restarts with its data directory lost
+  int rollbacks = 0;   // ... restarts with its data directory rolled back
+  // The workload: `writes` writes at random times in the fault window, to
+  // random live nodes, over `keys` keys. Consistency: local, with
+  // `majority_percent` % majority and `all_percent` % all writes.
+  std::string workload = "mixed";  // a name from Workloads(), or a custom one
+  int writes = 200;
+  int keys = 8;
+  int majority_percent = 20;
+  int all_percent = 10;
+  std::uint64_t gossip_interval_ms = 100;
+  std::uint64_t fault_window_ms = 20'000;
+  // Gossip rounds after the last fault within which the nodes must converge.
+  int max_rounds = 300;
+};
+
+struct SimulationReport {
+  bool converged = false;
+  // Gossip rounds from the last fault (heal, restart) until every node held
+  // the same canonical bytes for every key.
+  std::uint64_t rounds = 0;
+  std::uint64_t convergence_ms = 0;
+  std::vector<std::string> violations;      // empty when the run is correct
+  std::uint64_t writes_issued = 0;          // mutators that ran (deltas made)
+  std::uint64_t writes_acked = 0;           // acknowledged to the client
+  std::uint64_t acked_writes_lost = 0;      // acknowledged, not excused, missing
+  std::uint64_t writes_lost_with_data = 0;  // excused: their only copies were wiped
+  std::uint64_t dots_reused = 0;
+  std::uint64_t faults_injected = 0;  // partitions + crashes + wipes + rollbacks done
+  std::uint64_t partitions = 0, crashes = 0, wipes = 0, rollbacks = 0;
+  std::uint64_t retirements = 0;  // new incarnations, summed over nodes
+  std::uint64_t keys = 0;         // keys in the converged state
+  std::uint64_t bytes_per_node = 0;
+  std::uint64_t frames_delivered = 0;
+  std::uint64_t ae_keys_repaired = 0;
+  std::uint64_t intervals_rejected = 0;
+  std::uint64_t trace_hash = 0;
+  std::uint64_t events = 0;
+  std::string replay;  // the converge-sim command that replays this run
+
+  [[nodiscard]] bool ok() const { return converged && violations.empty(); }
+};
+
+// One write of a workload, ready to be submitted to a node. Made by
+// MakeWrite, which records the delta and the dots the mutator issued.
+struct Write {
+  struct Record {
+    std::string key;
+    std::string delta;  // encoded; empty until the mutator ran, or a no-op
+    // Dots the mutator issued in the key: (replica, counter).
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> new_dots;
+    bool done = false;
+    Status status;
+  };
+  std::string key;
+  std::function<void(Node& node, WriteConsistency consistency, std::shared_ptr<Record> record)>
+      submit;
+};
+
+// A write of CRDT type T (registered in the registry the run uses):
+// mutate(T& state, crdt::ReplicaId self) -> T delta, as for Node::Update.
+template <class T, class F>
+Write MakeWrite(std::string key, F mutate) {
+  Write write;
+  write.key = key;
+  write.submit = [key = std::move(key), mutate = std::move(mutate)](
+                     Node& node, WriteConsistency consistency,
+                     std::shared_ptr<Write::Record> record) {
+    record->key = key;
+    node.Update<T>(
+        key,
+        [mutate, record](T& state, crdt::ReplicaId self) {
+          std::uint64_t before = 0;
+          if constexpr (crdt::CausalCrdt<T>) before = state.context().Max(self);
+          T delta = mutate(state, self);
+          if (!delta.IsBottom()) record->delta = codec::Encode(delta);
+          if constexpr (crdt::CausalCrdt<T>) {
+            delta.context().ForEachDot([&](const crdt::Dot& dot) {
+              if (dot.replica == self && dot.counter > before)
+                record->new_dots.emplace_back(dot.replica.value(), dot.counter);
+            });
+          }
+          return delta;
+        },
+        consistency,
+        [record](StatusOr<T> result) {
+          record->done = true;
+          record->status = result.status();
+        });
+  };
+  return write;
+}
+
+// Makes the next write; `rng` is the run's (use nothing else, to stay
+// deterministic). `keys` is SimulationOptions::keys.
+using Workload = std::function<Write(std::mt19937_64& rng, int keys)>;
+
+struct NamedWorkload {
+  std::string name;
+  std::string description;
+  Workload make;
+};
+
+// The built-in workloads: "cart" (OrMap<string, CausalCounter>: add, set,
+// remove and clear lines), "set" (OrSet<string> adds and removes),
+// "counter" (GCounter and PnCounter) and "mixed" (all of them).
+const std::vector<NamedWorkload>& Workloads();
+
+// Runs one simulation. `workload` empty: the built-in one named by
+// options.workload. `registry` must know every type the workload writes
+// (null: TypeRegistry::WithBuiltins()).
+SimulationReport RunSimulation(const SimulationOptions& options, Workload workload = {},
+                               std::shared_ptr<const codec::TypeRegistry> registry = nullptr);
+
+// The converge-sim command line that runs `options` again.
+std::string ReplayCommand(const SimulationOptions& options);
+
+}  // namespace converge::replication::sim
+
+#endif  // CONVERGE_REPLICATION_SIM_SIM_CLUSTER_H_
