@@ -70,7 +70,6 @@ struct Flags {
   // Tuning, mostly for tests that need short timeouts.
   std::uint64_t suspect_after_ms = 2'000;
   std::uint64_t dead_after_ms = 6'000;
-  std::uint64_t join_wait_ms = 2'000;
   std::uint64_t write_timeout_ms = 5'000;
   int fanout = 3;
   TcpTransportOptions net;
@@ -147,7 +146,6 @@ class NodeProcess {
     options.gossip_interval_ms = flags_.gossip_interval_ms;
     options.suspect_after_ms = flags_.suspect_after_ms;
     options.dead_after_ms = flags_.dead_after_ms;
-    options.join_wait_ms = flags_.join_wait_ms;
     options.write_timeout_ms = flags_.write_timeout_ms;
     options.fanout = flags_.fanout;
     options.max_message_bytes = std::min(options.max_message_bytes, transport_.max_frame_bytes());
@@ -437,7 +435,6 @@ int main(int argc, char** argv) {
   auto* tuning = "Tuning (tests)";
   app.add_option("--suspect-after-ms", flags.suspect_after_ms)->group(tuning)->capture_default_str();
   app.add_option("--dead-after-ms", flags.dead_after_ms)->group(tuning)->capture_default_str();
-  app.add_option("--join-wait-ms", flags.join_wait_ms)->group(tuning)->capture_default_str();
   app.add_option("--write-timeout-ms", flags.write_timeout_ms, "majority/all write wait")
       ->group(tuning)
       ->capture_default_str();
