@@ -22,9 +22,11 @@ constexpr std::uint16_t kProtocolVersion = 1;
 
 // Auxiliary keys (storage::WriteBatch::PutAux), changed atomically with the
 // states they describe.
-constexpr std::string_view kDigestPrefix = "d/";     // d/<leaf BE32><key> -> digest
-constexpr std::string_view kUpdateSeqKey = "u/seq";  // our update sequence
-constexpr std::string_view kOriginPrefix = "o/";     // o/<replica BE64> -> max origin seq
+constexpr std::string_view kDigestPrefix = "d/";      // d/<leaf BE32><key> -> digest
+constexpr std::string_view kUpdateSeqKey = "u/seq";   // our update sequence
+constexpr std::string_view kOriginPrefix = "o/";      // o/<replica BE64> -> max origin seq
+constexpr std::string_view kGenerationKey = "u/gen";  // the last process generation
+constexpr std::string_view kMemberPrefix = "m/";      // m/<name> -> member record
 
 std::string BigEndian32(std::uint32_t v) {
   std::string out(4, '\0');
@@ -63,8 +65,6 @@ std::string OriginKey(std::uint64_t replica) {
   return out + be;
 }
 
-std::uint64_t StateDigest(std::string_view state) { return Hash64(state, 0xd16e57); }
-
 capnp::Data::Reader AsData(std::string_view bytes) {
   return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
 }
@@ -81,6 +81,10 @@ std::string Pack(capnp::MessageBuilder& builder) {
 }
 
 }  // namespace
+
+std::uint64_t StateDigest(std::string_view encoded_state) {
+  return Hash64(encoded_state, 0xd16e57);
+}
 
 std::string_view WriteConsistencyName(WriteConsistency w) {
   switch (w) {
@@ -121,6 +125,7 @@ std::string_view MemberStateName(MemberState s) {
 
 struct Node::Member {
   std::string address;
+  std::string metadata;
   std::uint64_t generation = 0;
   std::uint64_t heartbeat = 0;
   bool left = false;
@@ -146,7 +151,7 @@ struct Node::Peer {
 };
 
 struct Node::PendingWrite {
-  std::size_t needed = 0;
+  WriteConsistency consistency = WriteConsistency::kLocal;
   std::set<std::string> acked_by;
   std::function<void(StatusOr<std::string>)> done;
   std::string delta;
@@ -160,7 +165,10 @@ class Node::Impl {
         rng_(node.options_.seed != 0 ? node.options_.seed : node.clock_.NowMs() ^ 0x5eedULL) {}
 
   Status Start() {
-    generation_ = std::uniform_int_distribution<std::uint64_t>(1)(rng_);
+    if (n_.options_.metadata.size() > kMaxMetadataBytes) {
+      return InvalidArgument("node metadata exceeds " + std::to_string(kMaxMetadataBytes) +
+                             " bytes");
+    }
     const storage::Identity identity = n_.store_.identity();
     n_.self_ = identity.replica;
     n_.hlc_.Restore(n_.store_.hlc_high_water());
@@ -204,12 +212,44 @@ class Node::Impl {
     if (!identity.created || n_.update_seq_ > 0 || n_.store_.dot_lease_end() > 0) {
       CONVERGE_RETURN_IF_ERROR(Retire().WithContext("new incarnation at start"));
     }
+    // A new process has a greater generation than every earlier one of this
+    // node, so that peers replace its member entry (they keep the greater
+    // (generation, heartbeat)): above the persisted one, and time-based so
+    // that a node whose directory was lost still comes back above its past.
+    StatusOr<std::optional<std::string>> last_generation = n_.store_.GetAux(kGenerationKey);
+    if (!last_generation.ok()) return last_generation.status();
+    std::uint64_t floor = 0;
+    if (last_generation->has_value()) floor = ReadFixed64(**last_generation).value_or(0);
+    generation_ = std::max(floor + 1, (n_.clock_.WallMs() << 16) | (rng_() & 0xffff));
+    // The members this node knew: a restarted node counts them for
+    // majority/all writes at once, and gossips to them before any seed.
+    std::vector<std::pair<std::string, Member>> known;
+    scan = n_.store_.ScanAux(kMemberPrefix, "m0", [&](std::string_view k, std::string_view v) {
+      Member m;
+      m.left = !v.empty() && v[0] == 'L';
+      m.address = std::string(v.substr(std::min<std::size_t>(1, v.size())));
+      m.state = m.left ? MemberState::kLeft : MemberState::kAlive;
+      known.emplace_back(std::string(k.substr(kMemberPrefix.size())), std::move(m));
+      return true;
+    });
+    CONVERGE_RETURN_IF_ERROR(scan.WithContext("load members"));
+    storage::WriteBatch generation;
+    generation.PutAux(std::string(kGenerationKey), Fixed64(generation_));
+    CONVERGE_RETURN_IF_ERROR(n_.store_.Write(generation).WithContext("record generation"));
     start_ms_ = n_.clock_.NowMs();
+    for (auto& [name, m] : known) {
+      if (name.empty() || name == n_.options_.name) continue;
+      m.last_change_ms = start_ms_;
+      members_.emplace(name, std::move(m));
+    }
     running_ = true;
     n_.transport_.Start([this](const std::string& from, std::string frame) {
       if (running_) OnFrame(from, std::move(frame));
     });
-    // First contact: gossip to every seed right away.
+    // First contact: gossip to the members we knew and to every seed.
+    for (const auto& [name, m] : members_) {
+      if (!m.left) SendGossip(Endpoint{name, m.address});
+    }
     for (const std::string& seed : n_.options_.seeds) {
       if (seed != n_.options_.address) SendGossip(Endpoint{"", seed});
     }
@@ -260,7 +300,8 @@ class Node::Impl {
       return;
     }
     std::string new_state;
-    StatusOr<std::string> delta = mutation(*old_state, n_.self_, &new_state);
+    storage::WriteBatch batch;
+    StatusOr<std::string> delta = mutation(*old_state, n_.self_, &new_state, &batch);
     if (!delta.ok() || delta->empty()) {
       done(std::move(delta));
       return;
@@ -271,7 +312,6 @@ class Node::Impl {
       return;
     }
     const std::uint64_t seq = n_.update_seq_ + 1;
-    storage::WriteBatch batch;
     batch.Merge(key, *delta);
     const std::uint64_t digest = StateDigest(new_state);
     batch.PutAux(DigestKey(n_.tree_.LeafOf(key), key), Fixed64(digest));
@@ -288,13 +328,13 @@ class Node::Impl {
     const std::uint64_t buffer_seq = Append(key, *delta, n_.self_.value(), seq);
     Notify(key, *old_state, new_state);
 
-    const std::size_t needed = AcksNeeded(consistency);
-    if (needed == 0) {
+    if (consistency == WriteConsistency::kLocal ||
+        (MembershipKnown() && AcksNeeded(consistency) == 0)) {
       done(std::move(delta));
       return;
     }
     PendingWrite& wait = waits_[buffer_seq];
-    wait.needed = needed;
+    wait.consistency = consistency;
     wait.done = std::move(done);
     wait.delta = std::move(delta).value();
     wait.timer = n_.clock_.Schedule(n_.options_.write_timeout_ms, [this, buffer_seq] {
@@ -303,7 +343,7 @@ class Node::Impl {
       ++stats_.write_timeouts;
       auto cb = std::move(it->second.done);
       const std::size_t got = it->second.acked_by.size() + 1;
-      const std::size_t wanted = it->second.needed + 1;
+      const std::size_t wanted = AcksNeeded(it->second.consistency) + 1;
       waits_.erase(it);
       cb(Status(StatusCode::kDeadlineExceeded,
                 "write is durable here but only " + std::to_string(got) + " of the " +
@@ -315,7 +355,18 @@ class Node::Impl {
     }
   }
 
-  // Peer acknowledgements a write needs beyond our own.
+  // Whether this node knows whom "all" and "majority" count: it has heard of
+  // members (by gossip, or from its store after a restart), or it has no
+  // seed to learn them from. A node that just lost its data directory knows
+  // nobody yet and must not call itself a majority.
+  bool MembershipKnown() const {
+    if (!members_.empty()) return true;
+    return std::all_of(n_.options_.seeds.begin(), n_.options_.seeds.end(),
+                       [&](const std::string& seed) { return seed == n_.options_.address; });
+  }
+
+  // Peer acknowledgements a write needs beyond our own (counting the members
+  // known now: a member learned meanwhile raises what "all" needs).
   std::size_t AcksNeeded(WriteConsistency consistency) const {
     std::size_t replicas = 1;
     for (const auto& [name, m] : members_) {
@@ -482,14 +533,16 @@ class Node::Impl {
     if (n_.options_.ae_every_rounds > 0 &&
         stats_.rounds % static_cast<std::uint64_t>(n_.options_.ae_every_rounds) == 0 &&
         !live.empty()) {
-      std::string target = live[rng_() % live.size()];
-      for (const std::string& name : live) {
-        if (peers_[name].needs_ae) {
-          target = name;
-          break;
-        }
+      // A peer whose session is still in flight is skipped, so one that does
+      // not answer cannot keep the others from being repaired.
+      const std::uint64_t start = rng_();
+      std::string target;
+      for (std::size_t k = 0; k < live.size(); ++k) {
+        const std::string& name = live[(start + k) % live.size()];
+        if (AeInFlight(name, now)) continue;
+        if (target.empty() || (peers_[name].needs_ae && !peers_[target].needs_ae)) target = name;
       }
-      StartAe(target);
+      if (!target.empty()) StartAe(target);
     }
   }
 
@@ -521,6 +574,7 @@ class Node::Impl {
     self.setHeartbeat(heartbeat_);
     self.setStatus(left_ ? wire::MemberStatus::LEFT : wire::MemberStatus::ALIVE);
     self.setReplica(n_.self_.value());
+    self.setMetadata(n_.options_.metadata);
     unsigned i = 1;
     for (const auto& [name, m] : members_) {
       auto out = members[i++];
@@ -530,6 +584,7 @@ class Node::Impl {
       out.setHeartbeat(m.heartbeat);
       out.setStatus(m.left ? wire::MemberStatus::LEFT : wire::MemberStatus::ALIVE);
       out.setReplica(m.replica);
+      out.setMetadata(m.metadata);
     }
     // What we hold of each origin, so a node can learn it was rolled back.
     auto origins = gossip.initOrigins(static_cast<unsigned>(origin_seen_.size()));
@@ -608,11 +663,16 @@ class Node::Impl {
       Member& m = members_[name];
       const auto theirs = std::make_pair(e.getGeneration(), e.getHeartbeat());
       if (fresh || theirs > std::make_pair(m.generation, m.heartbeat)) {
-        m.address = e.getAddress();
+        const bool left = e.getStatus() == wire::MemberStatus::LEFT;
+        std::string address = e.getAddress();
+        if (fresh || m.address != address || m.left != left) PersistMember(name, address, left);
+        m.address = std::move(address);
         m.generation = e.getGeneration();
         m.heartbeat = e.getHeartbeat();
         m.left = e.getStatus() == wire::MemberStatus::LEFT;
         m.replica = e.getReplica();
+        const auto metadata = e.getMetadata();
+        if (metadata.size() <= kMaxMetadataBytes) m.metadata = metadata;
         m.last_change_ms = now;
         m.state = m.left ? MemberState::kLeft : MemberState::kAlive;
       }
@@ -633,6 +693,14 @@ class Node::Impl {
         break;
       }
     }
+  }
+
+  // Remembers a member for the next process (best effort: a failed write
+  // only means a restart learns it again by gossip).
+  void PersistMember(const std::string& name, std::string_view address, bool left) {
+    storage::WriteBatch batch;
+    batch.PutAux(std::string(kMemberPrefix) + name, (left ? "L" : "A") + std::string(address));
+    (void)n_.store_.Write(batch);
   }
 
   // Continues under a new incarnation: a fresh ReplicaId whose update
@@ -691,7 +759,7 @@ class Node::Impl {
     for (auto it = waits_.begin(); it != waits_.end() && it->first <= peer.acked;) {
       PendingWrite& w = it->second;
       w.acked_by.insert(from);
-      if (w.acked_by.size() >= w.needed) {
+      if (MembershipKnown() && w.acked_by.size() >= AcksNeeded(w.consistency)) {
         n_.clock_.Cancel(w.timer);
         auto done = std::move(w.done);
         std::string delta = std::move(w.delta);
@@ -793,13 +861,28 @@ class Node::Impl {
     return Status::Ok();
   }
 
+  // A state from outside (coherence-check's repair), joined like a peer's
+  // and forwarded to peers through the buffer. True when it changed ours.
+  StatusOr<bool> Merge(const std::string& key, const std::string& state) {
+    if (!running_) return Status(StatusCode::kUnavailable, "node is not running");
+    codec::DecodeOptions options;
+    CONVERGE_RETURN_IF_ERROR(n_.registry_->Validate(state, options).WithContext("state to merge"));
+    const std::uint64_t before = n_.tree_.root();
+    CONVERGE_RETURN_IF_ERROR(ApplyRemote({RemoteEntry{key, state, 0, 0}}, /*buffer=*/true));
+    return n_.tree_.root() != before;
+  }
+
   // --- anti-entropy ----------------------------------------------------------
+
+  bool AeInFlight(const std::string& name, std::uint64_t now) {
+    const Peer& peer = peers_[name];
+    return peer.ae_session != 0 && now - peer.ae_started_ms < n_.options_.ae_session_timeout_ms;
+  }
 
   void StartAe(const std::string& name) {
     Peer& peer = peers_[name];
     const std::uint64_t now = n_.clock_.NowMs();
-    if (peer.ae_session != 0 && now - peer.ae_started_ms < n_.options_.ae_session_timeout_ms)
-      return;
+    if (AeInFlight(name, now)) return;
     peer.ae_session = (rng_() | 1);
     peer.ae_started_ms = now;
     peer.ae_start_seq = next_seq_ - 1;
@@ -1020,6 +1103,7 @@ class Node::Impl {
       PeerStatus p;
       p.name = name;
       p.address = m.address;
+      p.metadata = m.metadata;
       p.state = std::string(MemberStateName(m.state));
       const auto it = peers_.find(name);
       const std::uint64_t acked = it == peers_.end() ? 0 : it->second.acked;
@@ -1101,6 +1185,12 @@ void Node::Submit(std::string key, LocalMutation mutation, WriteConsistency cons
   clock_.Post([this, key = std::move(key), mutation = std::move(mutation), consistency,
                done = std::move(done)]() mutable {
     impl_->Submit(std::move(key), std::move(mutation), consistency, std::move(done));
+  });
+}
+
+void Node::Merge(std::string key, std::string state, std::function<void(StatusOr<bool>)> done) {
+  clock_.Post([this, key = std::move(key), state = std::move(state), done = std::move(done)] {
+    done(impl_->Merge(key, state));
   });
 }
 

@@ -55,6 +55,10 @@ namespace converge::replication {
 enum class WriteConsistency { kLocal, kMajority, kAll };
 
 std::string_view WriteConsistencyName(WriteConsistency w);
+
+// The digest of a key's canonical encoded state that the anti-entropy tree
+// uses: equal digests on two nodes mean equal states (up to 2^-64).
+std::uint64_t StateDigest(std::string_view encoded_state);
 std::optional<WriteConsistency> ParseWriteConsistency(std::string_view name);
 
 struct NodeOptions {
@@ -62,6 +66,9 @@ struct NodeOptions {
   std::string address;               // where peers reach this node
   std::string cluster = "converge";  // peers of another cluster are ignored
   std::vector<std::string> seeds;    // addresses to contact at start
+  // Gossiped with the membership, opaque to the protocol (the cart server
+  // puts its HTTP address here); at most kMaxMetadataBytes.
+  std::string metadata;
   std::uint64_t gossip_interval_ms = 200;
   int fanout = 3;                          // peers per round for gossip and deltas
   std::uint64_t suspect_after_ms = 2'000;  // no heartbeat for this long: suspect
@@ -76,9 +83,12 @@ struct NodeOptions {
   std::uint64_t seed = 0;  // randomness (peer choice); 0: from the clock
 };
 
+inline constexpr std::size_t kMaxMetadataBytes = 1024;
+
 struct PeerStatus {
   std::string name;
   std::string address;
+  std::string metadata;   // as the member gossips it (NodeOptions::metadata)
   std::string state;      // alive | suspect | dead | left
   std::uint64_t lag = 0;  // our buffer entries not yet acknowledged by it
   std::uint64_t acked = 0;
@@ -141,19 +151,33 @@ class Node {
   // confirmations get UNAVAILABLE (they are durable here).
   void Stop();
 
+  // Writes to the store's auxiliary key space that must commit atomically
+  // with an update (an idempotency record, say), made from the key's new
+  // state; called only when the update changes the state.
+  template <class T>
+  using AlsoWriteFn = std::function<void(const T& new_state, storage::WriteBatch& batch)>;
+
   // Applies mutate(T& state, ReplicaId self) -> T delta to `key`. `done`
   // receives the delta's Status: ok once persisted locally and acknowledged
   // by as many replicas as `consistency` asks (DeadlineExceeded after
   // write_timeout_ms: the write is durable here and will still spread).
+  // A bottom delta (the mutator changed nothing) is ok at once and writes
+  // nothing. `also_write` adds auxiliary writes to the update's batch.
   template <class T, class F>
   void Update(std::string key, F mutate, WriteConsistency consistency,
-              std::function<void(StatusOr<T>)> done);
+              std::function<void(StatusOr<T>)> done, AlsoWriteFn<T> also_write = {});
 
   // The local state of `key`; thread-safe.
   template <class T>
   StatusOr<T> Read(std::string_view key) {
     return storage::Read<T>(store_, key);
   }
+
+  // Joins an encoded state into `key` exactly like a state received from a
+  // peer (validated first; an invalid one changes nothing) and forwards the
+  // change to peers. `done` (on the executor) gets whether the state changed.
+  // For repair tools (coherence-check --repair).
+  void Merge(std::string key, std::string state, std::function<void(StatusOr<bool>)> done);
 
   // Calls fn(key, old, new) on the executor for each change of a key that
   // starts with `prefix`, local or remote. Returns an id for Unsubscribe.
@@ -181,7 +205,8 @@ class Node {
 
   // The type-erased commit of a local update, on the executor.
   using LocalMutation = std::function<StatusOr<std::string>(
-      const std::optional<std::string>& old_state, crdt::ReplicaId self, std::string* new_state)>;
+      const std::optional<std::string>& old_state, crdt::ReplicaId self, std::string* new_state,
+      storage::WriteBatch* batch)>;
   void Submit(std::string key, LocalMutation mutation, WriteConsistency consistency,
               std::function<void(StatusOr<std::string>)> done);
 
@@ -201,10 +226,11 @@ class Node {
 
 template <class T, class F>
 void Node::Update(std::string key, F mutate, WriteConsistency consistency,
-                  std::function<void(StatusOr<T>)> done) {
-  LocalMutation mutation = [this, mutate = std::move(mutate)](
+                  std::function<void(StatusOr<T>)> done, AlsoWriteFn<T> also_write) {
+  LocalMutation mutation = [this, mutate = std::move(mutate), also_write = std::move(also_write)](
                                const std::optional<std::string>& old_state, crdt::ReplicaId self,
-                               std::string* new_state) mutable -> StatusOr<std::string> {
+                               std::string* new_state,
+                               storage::WriteBatch* batch) mutable -> StatusOr<std::string> {
     T state;
     if (old_state) {
       codec::DecodeOptions options;
@@ -226,6 +252,7 @@ void Node::Update(std::string key, F mutate, WriteConsistency consistency,
     }
     if (delta.IsBottom()) return std::string();
     *new_state = codec::Encode(state);
+    if (also_write) also_write(state, *batch);
     return codec::Encode(delta);
   };
   Submit(std::move(key), std::move(mutation), consistency,

@@ -128,5 +128,148 @@ TEST(NodeTest, StopAnswersWritesWaitingForConfirmations) {
   EXPECT_EQ(a.Read<Cart>("cart:x")->size(), 1u);
 }
 
+// Two simulated nodes with their own stores, restartable.
+struct Pair {
+  sim::SimWorld world{11};
+  std::shared_ptr<const codec::TypeRegistry> registry =
+      std::make_shared<const codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  std::unique_ptr<storage::MemoryStore> store[2];
+  std::unique_ptr<sim::SimClock> clock[2];
+  std::unique_ptr<sim::SimTransport> net[2];
+  std::unique_ptr<Node> node[2];
+
+  Pair() {
+    for (int i = 0; i < 2; ++i) {
+      store[i] = std::make_unique<storage::MemoryStore>(
+          registry, crdt::ReplicaId{static_cast<std::uint64_t>(i) + 1});
+      Start(i);
+    }
+  }
+  void Start(int i) {
+    clock[i] = std::make_unique<sim::SimClock>(world);
+    net[i] = std::make_unique<sim::SimTransport>(world, Name(i));
+    NodeOptions o;
+    o.name = o.address = Name(i);
+    o.seeds = {"a"};
+    o.gossip_interval_ms = 100;
+    o.suspect_after_ms = 1'000;
+    o.dead_after_ms = 3'000;
+    o.write_timeout_ms = 2'000;
+    node[i] = std::make_unique<Node>(o, *store[i], *net[i], *clock[i], registry);
+    ASSERT_TRUE(node[i]->Start().ok());
+  }
+  void Crash(int i) {
+    node[i]->Stop();
+    node[i].reset();
+    net[i].reset();
+    clock[i].reset();
+  }
+  static std::string Name(int i) { return i == 0 ? "a" : "b"; }
+  std::string StateOfPeer(int i) {
+    for (const PeerStatus& p : node[i]->Peers()) return p.state;
+    return "unknown";
+  }
+};
+
+// Peers keep the member entry with the greater (generation, heartbeat): a
+// restarted process must come back above its previous one, every time.
+TEST(NodeTest, ARestartedNodeIsAliveToItsPeersAfterEveryRestart) {
+  Pair p;
+  p.world.RunFor(1'000);
+  for (int restart = 0; restart < 10; ++restart) {
+    p.Crash(1);
+    p.world.RunFor(200);
+    p.Start(1);
+    p.world.RunFor(4'000);  // past dead_after_ms
+    ASSERT_EQ(p.StateOfPeer(0), "alive") << "after restart " << restart;
+  }
+}
+
+// A node that lost its directory knows no member; it must not acknowledge an
+// "all" write until it has learned them and they confirmed it.
+TEST(NodeTest, AnAllWriteOnANodeThatKnowsNoMemberYetWaitsForThem) {
+  Pair p;
+  p.world.RunFor(1'000);
+  p.Crash(1);
+  p.store[1] = std::make_unique<storage::MemoryStore>(p.registry, crdt::ReplicaId{77});
+  p.world.Cut("b", "a");  // b hears a, a never hears b
+  p.Start(1);
+  std::optional<Status> outcome;
+  p.node[1]->Update<Cart>(
+      "cart:y",
+      [](Cart& c, crdt::ReplicaId r) {
+        return c.Update("kiwi", [&](crdt::CausalCounter& q) { return q.Increment(r, 1); });
+      },
+      WriteConsistency::kAll, [&](StatusOr<Cart> d) { outcome = d.status(); });
+  p.world.RunFor(100);
+  EXPECT_FALSE(outcome.has_value()) << "acknowledged by a node that knows nobody";
+  p.world.RunFor(3'000);
+  ASSERT_TRUE(outcome.has_value());
+  EXPECT_EQ(outcome->code(), StatusCode::kDeadlineExceeded) << *outcome;
+}
+
+// Members are remembered across restarts: "all" counts them at once.
+TEST(NodeTest, ARestartedNodeRemembersItsMembers) {
+  Pair p;
+  p.world.RunFor(1'000);
+  p.Crash(1);
+  p.world.Cut("a", "b");
+  p.world.Cut("b", "a");
+  p.Start(1);
+  ASSERT_EQ(p.node[1]->Peers().size(), 1u);
+  EXPECT_EQ(p.node[1]->Peers()[0].name, "a");
+}
+
+TEST(NodeTest, AlsoWriteCommitsWithTheUpdateAndMetadataIsGossiped) {
+  Pair p;
+  p.world.RunFor(1'000);
+  bool acked = false;
+  p.node[0]->Update<Cart>(
+      "cart:z",
+      [](Cart& c, crdt::ReplicaId r) {
+        return c.Update("fig", [&](crdt::CausalCounter& q) { return q.Increment(r, 3); });
+      },
+      WriteConsistency::kLocal, [&](StatusOr<Cart> d) { acked = d.ok(); },
+      [](const Cart& state, storage::WriteBatch& batch) {
+        batch.PutAux("x/record", std::to_string(state.Get("fig")->Value()));
+      });
+  p.world.RunFor(10);
+  ASSERT_TRUE(acked);
+  EXPECT_EQ(p.store[0]->GetAux("x/record")->value_or(""), "3");
+  // A no-op update writes nothing, not even its auxiliary writes.
+  p.node[0]->Update<Cart>(
+      "cart:z", [](Cart& c, crdt::ReplicaId) { return c.Remove("absent"); },
+      WriteConsistency::kLocal, [](StatusOr<Cart>) {},
+      [](const Cart&, storage::WriteBatch& batch) { batch.PutAux("x/noop", "1"); });
+  p.world.RunFor(10);
+  EXPECT_FALSE(p.store[0]->GetAux("x/noop")->has_value());
+}
+
+TEST(NodeTest, MetadataTravelsWithTheMembership) {
+  sim::SimWorld world(12);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  storage::MemoryStore sa(registry, crdt::ReplicaId{1}), sb(registry, crdt::ReplicaId{2});
+  sim::SimClock ca(world), cb(world);
+  sim::SimTransport ta(world, "a"), tb(world, "b");
+  NodeOptions oa, ob;
+  oa.name = oa.address = "a";
+  ob.name = ob.address = "b";
+  ob.seeds = {"a"};
+  oa.metadata = R"({"http":"127.0.0.1:8081"})";
+  Node a(oa, sa, ta, ca, registry), b(ob, sb, tb, cb, registry);
+  ASSERT_TRUE(a.Start().ok());
+  ASSERT_TRUE(b.Start().ok());
+  world.RunFor(1'000);
+  ASSERT_EQ(b.Peers().size(), 1u);
+  EXPECT_EQ(b.Peers()[0].metadata, oa.metadata);
+  NodeOptions too_big = oa;
+  too_big.metadata.assign(kMaxMetadataBytes + 1, 'x');
+  storage::MemoryStore sc(registry, crdt::ReplicaId{3});
+  sim::SimClock cc(world);
+  sim::SimTransport tc(world, "c");
+  Node c(too_big, sc, tc, cc, registry);
+  EXPECT_EQ(c.Start().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace converge::replication

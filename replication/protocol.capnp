@@ -37,6 +37,8 @@ struct Member {
   heartbeat @3 :UInt64;   # increased by the member itself each round
   status @4 :MemberStatus;
   replica @5 :UInt64;     # its current ReplicaId
+  metadata @6 :Text;      # the member's own description (e.g. its HTTP address);
+                          # at most 1 KiB, opaque to the protocol
 }
 
 # The highest update sequence of an origin replica applied by the sender.

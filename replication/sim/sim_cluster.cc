@@ -108,8 +108,9 @@ struct SimNode {
   std::unique_ptr<SimTransport> transport;
   std::unique_ptr<Node> node;
   int starts = 0;
-  int down_for = -1;  // the crash episode that took it down
-  NodeStats past;     // summed stats of earlier processes
+  int down_for = -1;              // the crash episode that took it down
+  std::uint64_t replaced_ms = 0;  // when its store was last wiped or rolled back
+  NodeStats past;                 // summed stats of earlier processes
   std::vector<std::pair<std::uint64_t, storage::MemoryStore::Snapshot>> snapshots;
   [[nodiscard]] bool up() const { return node != nullptr; }
 };
@@ -147,7 +148,11 @@ class Simulation {
   // Marks the writes held by no store but node i's (and not by `kept`).
   void ExcuseLostWrites(int i, const storage::MemoryStore::Snapshot* kept);
   bool Holds(const std::optional<std::string>& state, const std::string& delta) const;
+  // A write acknowledged with majority/all: that many stores hold it now.
+  void CheckHolders(std::size_t index);
   [[nodiscard]] bool AllEqual() const;
+  // Every node sees every other as alive (once the faults are over).
+  void CheckMembership(SimulationReport& report) const;
   void Check(SimulationReport& report);
   NodeStats TotalStats() const;
 
@@ -219,6 +224,7 @@ void Simulation::RestartNode(int i, Restart how, int episode) {
                                                    static_cast<std::uint64_t>(n.starts));
     n.store = std::make_unique<storage::MemoryStore>(registry_, crdt::ReplicaId{id | 1});
     n.snapshots.clear();
+    n.replaced_ms = world_.now_ms();
   } else if (how == Restart::kRolledBack && n.snapshots.empty()) {
     ++report_.crashes;  // no older copy yet: a plain restart
   } else if (how == Restart::kRolledBack) {
@@ -231,6 +237,7 @@ void Simulation::RestartNode(int i, Restart how, int episode) {
     ExcuseLostWrites(i, &copy);
     n.store = std::make_unique<storage::MemoryStore>(registry_, std::move(copy));
     n.snapshots.resize(pick + 1);
+    n.replaced_ms = world_.now_ms();
   }
   StartNode(i);
 }
@@ -264,6 +271,28 @@ void Simulation::ExcuseLostWrites(int i, const storage::MemoryStore::Snapshot* k
   }
 }
 
+void Simulation::CheckHolders(std::size_t index) {
+  const WriteRecordEntry& w = writes_[index];
+  const Write::Record& r = *w.record;
+  if (!r.status.ok() || r.delta.empty() || w.consistency == WriteConsistency::kLocal) return;
+  // A store replaced since the write may have held it and lost it with its
+  // directory (which is no fault of the acknowledgement).
+  std::size_t holders = 0;
+  for (const SimNode& n : nodes_) {
+    StatusOr<std::optional<std::string>> state = n.store->Get(r.key);
+    if ((state.ok() && Holds(*state, r.delta)) || n.replaced_ms >= w.at_ms) ++holders;
+  }
+  const std::size_t n = nodes_.size();
+  const std::size_t needed = w.consistency == WriteConsistency::kAll ? n : n / 2 + 1;
+  if (holders < needed) {
+    report_.violations.push_back(
+        "write " + std::to_string(index) + " to " + r.key + " acknowledged (" +
+        std::string(WriteConsistencyName(w.consistency)) + ") by n" + std::to_string(w.node) +
+        " at " + std::to_string(world_.now_ms()) + " ms when only " + std::to_string(holders) +
+        " of " + std::to_string(n) + " stores held it");
+  }
+}
+
 void Simulation::IssueWrite(int preferred) {
   int target = -1;
   for (int k = 0; k < o_.nodes; ++k) {
@@ -284,6 +313,8 @@ void Simulation::IssueWrite(int preferred) {
                       : roll < static_cast<std::uint64_t>(o_.all_percent + o_.majority_percent)
                           ? WriteConsistency::kMajority
                           : WriteConsistency::kLocal;
+  const std::size_t index = writes_.size();
+  entry.record->on_done = [this, index] { CheckHolders(index); };
   writes_.push_back(entry);
   write.submit(*nodes_[static_cast<std::size_t>(target)].node, entry.consistency, entry.record);
 }
@@ -364,6 +395,25 @@ bool Simulation::AllEqual() const {
     if (nodes_[i].store->TakeSnapshot().states != first) return false;
   }
   return true;
+}
+
+void Simulation::CheckMembership(SimulationReport& report) const {
+  for (const SimNode& n : nodes_) {
+    if (!n.up()) continue;
+    std::set<std::string> alive;
+    for (const PeerStatus& p : n.node->Peers()) {
+      if (p.state == "alive") alive.insert(p.name);
+    }
+    for (const SimNode& other : nodes_) {
+      if (&other == &n || alive.contains(other.name)) continue;
+      std::string state = "unknown";
+      for (const PeerStatus& p : n.node->Peers()) {
+        if (p.name == other.name) state = p.state;
+      }
+      report.violations.push_back(n.name + " sees " + other.name + " as " + state +
+                                  " after the faults ended");
+    }
+  }
 }
 
 NodeStats Simulation::TotalStats() const {
@@ -526,8 +576,11 @@ SimulationReport Simulation::Run() {
     }
     world_.RunFor(o_.gossip_interval_ms);
   }
-  // Let waiting writes learn their outcome (confirmations or timeouts).
-  world_.RunFor(6'000);
+  // Let waiting writes learn their outcome (confirmations or timeouts), and
+  // let failure detection run its course: a member that peers wrongly
+  // ignored would be declared dead by now.
+  world_.RunFor(std::max<std::uint64_t>(6'000, o_.gossip_interval_ms * 60 + 2'000));
+  CheckMembership(report);
   if (!report.converged) {
     report.violations.push_back("the nodes did not converge within " +
                                 std::to_string(o_.max_rounds) + " rounds after the last fault");

@@ -109,6 +109,9 @@ struct Write {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> new_dots;
     bool done = false;
     Status status;
+    // Called once the node answered (the simulation checks, at that moment,
+    // that a majority/all write is held by as many stores as it claims).
+    std::function<void()> on_done;
   };
   std::string key;
   std::function<void(Node& node, WriteConsistency consistency, std::shared_ptr<Record> record)>
@@ -144,6 +147,7 @@ Write MakeWrite(std::string key, F mutate) {
         [record](StatusOr<T> result) {
           record->done = true;
           record->status = result.status();
+          if (record->on_done) record->on_done();
         });
   };
   return write;

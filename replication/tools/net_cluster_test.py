@@ -13,12 +13,16 @@ the cluster (docs/replication.md, "Testing over TCP"):
                     majority, all): every node agrees (get, value, root) and
                     holds exactly what was written; `all` writes are readable
                     at every peer as soon as they are acknowledged.
-  restart           SIGKILL a node under write load and restart it on the same
-                    data directory and port: every write it acknowledged is
-                    present everywhere. Then a rolled-back data directory
-                    (restored from a copy taken before writes acknowledged with
-                    `all`): the node continues under a new incarnation and no
-                    acknowledged element or increment is lost or dropped.
+  restart           SIGKILL a node under write load (twice) and restart it on
+                    the same data directory and port: every write it
+                    acknowledged is present everywhere, and it is a member
+                    again. Then a rolled-back data directory (restored from a
+                    copy taken before writes acknowledged with `all`, the
+                    first of them issued right after the restart): writes to
+                    the same keys right after the restore are held by every
+                    peer (none silently dropped for a reused dot), the node
+                    runs under a new incarnation (stats retirements), and no
+                    acknowledged element or increment is lost.
   reject            a node with a certificate of another CA, a node of another
                     cluster, a plaintext node, and hand-made TLS clients
                     (no certificate, other CA, expired certificate, hello
@@ -577,7 +581,6 @@ def wait_converged(nodes: list[Node], sets: Iterable[str] = (), counters: Iterab
         took = wait_until(f"{', '.join(n.name for n in nodes)} to converge", ok, timeout, 0.05)
     except Failure:
         if expect is not None and last:
-            first = last[nodes[0].name]
             for k, v in expect.items():
                 for n in nodes:
                     got = last[n.name][k]
@@ -996,8 +999,16 @@ def scenario_restart(h: Harness) -> None:
 def scenario_reject(h: Harness) -> None:
     h.make_certs(h.certs, ["n1", "n2", "n3", "n8", "mallory"])
     other = h.work / "other-certs"
-    h.make_certs(other, ["n9", "eve"], "--ca-dir", str(h.work / "other-ca"))
+    # Another CA's certificates, one of them impersonating the cluster's n2.
+    h.make_certs(other, ["n9", "n2"], "--ca-dir", str(h.work / "other-ca"))
     h.make_certs(h.work / "expired-certs", ["old"], "--ca-dir", str(h.certs), "--days", "0")
+    # n9: its own certificate from the other CA, but it trusts the cluster's
+    # CA (public), so that it is n1 that must refuse it.
+    intruder = h.work / "intruder-certs"
+    intruder.mkdir()
+    for f in ("n9.pem", "n9.key"):
+        shutil.copy(other / f, intruder / f)
+    shutil.copy(h.certs / "ca.pem", intruder / "ca.pem")
     p1, p2, p3, p7, p8, p9 = free_ports(6)
     n1 = h.node("n1", p1)
     n2 = h.node("n2", p2, seeds=[p1])
@@ -1057,8 +1068,8 @@ def scenario_reject(h: Harness) -> None:
     attempt("a plaintext client", "net_tls_failures", None, encode_hello("converge", "mallory"))
     attempt("a TLS client without a certificate", "net_tls_failures",
             tls_context(None, None, ca), encode_hello("converge", "mallory"))
-    attempt("a TLS client with another CA's certificate", "net_tls_failures",
-            tls_context(other, "eve", None), encode_hello("converge", "eve"))
+    attempt("a TLS client with another CA's certificate naming n2", "net_tls_failures",
+            tls_context(other, "n2", None), encode_hello("converge", "n2"))
     attempt("a TLS client with an expired certificate", "net_tls_failures",
             tls_context(h.work / "expired-certs", "old", None), encode_hello("converge", "old"))
     valid = tls_context(h.certs, "mallory", ca)
@@ -1072,7 +1083,8 @@ def scenario_reject(h: Harness) -> None:
     # Rogue processes: another CA, another cluster, plaintext. Each writes
     # locally what must never reach the cluster.
     rogues = [
-        (h.node("n9", p9, seeds=[p1], tls_dir=other), "net_tls_failures", "a node with another CA's certificate"),
+        (h.node("n9", p9, seeds=[p1], tls_dir=intruder), "net_tls_failures",
+         "a node with another CA's certificate"),
         (h.node("n8", p8, seeds=[p1], cluster="other"), "net_hellos_rejected", "a node of another cluster"),
         (h.node("n7", p7, seeds=[p1], insecure=True), "net_tls_failures", "a plaintext node"),
     ]
@@ -1329,7 +1341,8 @@ def scenario_slow_peers(h: Harness) -> None:
     for t in threads:
         t.join(timeout=20)
         check(not t.is_alive(), f"{t.name} did not finish")
-    log(f"slow peers: {results}, cut after {({k: round(v, 2) for k, v in cut_after.items()})}")
+    log(f"slow peers: {results}, cut after {({k: round(v, 2) for k, v in cut_after.items()})} s; "
+        f"sloth sent {sloth_state['sent']} heartbeats and read nothing")
     mem1 = n1.memory()
     end = n1.stats()
     log(f"anti-entropy sessions started during the attack: n1 +{end['ae_sessions'] - base['ae_sessions']}, "
@@ -1352,7 +1365,9 @@ def scenario_slow_peers(h: Harness) -> None:
     rss_growth = (mem1["VmRSS"] - mem0["VmRSS"]) / 1024
     data_mib = len(elements) * len(big) / (1 << 20)
     log(f"n1 memory before {mem0}, after {mem1} (KiB); {data_mib:.1f} MiB written")
-    check(rss_growth < 96, f"n1's RSS grew by {rss_growth:.0f} MiB while {data_mib:.1f} MiB were written")
+    # Measured: +13-26 MiB (queue, delta buffer, allocator). Without the queue
+    # cap, the 60-115 dropped delta intervals (up to 1 MiB each) would be held.
+    check(rss_growth < 64, f"n1's RSS grew by {rss_growth:.0f} MiB while {data_mib:.1f} MiB were written")
     expect = {"count big": len(elements)}
     sets_expected = {f"{n.name}-after-{k2}" for n in nodes for k2 in range(10)}
 
