@@ -62,6 +62,10 @@ class HashTree {
   [[nodiscard]] std::uint32_t leaf_count() const {
     return static_cast<std::uint32_t>(levels_.back().size());
   }
+  // Nodes at `level` (16^level).
+  [[nodiscard]] std::uint32_t NodeCount(int level) const {
+    return static_cast<std::uint32_t>(levels_[static_cast<std::size_t>(level)].size());
+  }
 
   [[nodiscard]] std::uint32_t LeafOf(std::string_view key) const {
     return static_cast<std::uint32_t>(Hash64(key, kKeySeed) >> (64 - 4 * depth_));

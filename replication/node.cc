@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <deque>
 #include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "replication/protocol.capnp.h"
@@ -67,6 +68,10 @@ std::string OriginKey(std::uint64_t replica) {
 
 capnp::Data::Reader AsData(std::string_view bytes) {
   return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
+}
+
+std::string_view AsView(capnp::Data::Reader data) {
+  return {reinterpret_cast<const char*>(data.begin()), data.size()};
 }
 
 std::string AsString(capnp::Data::Reader data) {
@@ -147,7 +152,8 @@ struct Node::Peer {
   std::uint64_t ae_session = 0;
   std::uint64_t ae_started_ms = 0;
   std::uint64_t ae_start_seq = 0;  // our buffer end when it started
-  bool ae_moved_state = false;
+  bool ae_moved_state = false;     // states they sent in it changed ours
+  bool ae_pushed = false;          // we sent them states in it
 };
 
 struct Node::PendingWrite {
@@ -732,8 +738,8 @@ class Node::Impl {
     std::vector<RemoteEntry> entries;
     for (const auto e : interval.getEntries()) {
       if (e.getSeq() < peer.expected) continue;  // already applied
-      entries.push_back(RemoteEntry{AsString(e.getKey()), AsString(e.getDelta()), e.getOrigin(),
-                                    e.getOriginSeq()});
+      entries.push_back(
+          RemoteEntry{AsView(e.getKey()), AsView(e.getDelta()), e.getOrigin(), e.getOriginSeq()});
     }
     if (Status s = ApplyRemote(entries, /*buffer=*/true); !s.ok()) return;  // not acked: resent
     peer.expected = std::max(peer.expected, interval.getTo() + 1);
@@ -771,9 +777,10 @@ class Node::Impl {
     }
   }
 
+  // Views into the message being handled (or the caller's strings).
   struct RemoteEntry {
-    std::string key;
-    std::string delta;
+    std::string_view key;
+    std::string_view delta;
     std::uint64_t origin = 0;
     std::uint64_t origin_seq = 0;
   };
@@ -782,50 +789,66 @@ class Node::Impl {
   // durable batch; changes are forwarded through our buffer when `buffer`.
   Status ApplyRemote(const std::vector<RemoteEntry>& entries, bool buffer) {
     storage::WriteBatch batch;
-    struct Change {
-      std::string key;
-      std::optional<std::string> old_state;
-      std::uint64_t old_digest = 0;
-      const RemoteEntry* entry = nullptr;
+    // Per key of the batch: its state before the batch and as of now (a key
+    // may change several times in one batch). Views into `entries`.
+    struct KeyState {
+      std::optional<std::string> before;
+      std::optional<std::string> now;
+      bool changed = false;
     };
-    std::map<std::string, std::optional<std::string>> current;  // as of this batch
-    std::vector<Change> changes;
+    std::unordered_map<std::string_view, KeyState> keys;
+    keys.reserve(entries.size());
+    std::vector<std::string_view> changed;  // in order of first change
+    std::vector<const RemoteEntry*> applied;
     std::map<std::uint64_t, std::uint64_t> origins;
+    codec::DecodeOptions options;  // untrusted: the delta is checked (our base is trusted)
+    options.reject_conflicting_writes = true;
+    options.base_trusted = true;
     for (const RemoteEntry& e : entries) {
       if (e.origin != 0) origins[e.origin] = std::max(origins[e.origin], e.origin_seq);
+      const StatusOr<const codec::TypeRegistry::Entry*> type = n_.registry_->Lookup(e.delta);
+      if (!type.ok()) {
+        ++stats_.messages_rejected;
+        continue;
+      }
       // Last-writer-wins writes from a clock too far ahead are refused.
-      if (const auto ts = n_.registry_->TimestampOf(e.delta)) {
-        if (!n_.hlc_.Observe(*ts)) {
+      if ((*type)->timestamp) {
+        if (const auto ts = (*type)->timestamp(e.delta); ts && !n_.hlc_.Observe(*ts)) {
           ++stats_.timestamps_rejected;
           continue;
         }
       }
-      auto it = current.find(e.key);
-      if (it == current.end()) {
+      auto [it, fresh] = keys.try_emplace(e.key);
+      KeyState& k = it->second;
+      if (fresh) {
         StatusOr<std::optional<std::string>> state = n_.store_.Get(e.key);
         if (!state.ok()) return state.status();
-        it = current.emplace(e.key, std::move(state).value()).first;
+        k.before = std::move(state).value();
+        k.now = k.before;
       }
       const std::string_view operand[] = {e.delta};
-      codec::DecodeOptions options;  // untrusted: both the delta and our base are checked
-      options.reject_conflicting_writes = true;
-      StatusOr<std::string> joined =
-          it->second ? n_.registry_->Join(std::string_view(*it->second), operand, options)
-                     : n_.registry_->Join(std::nullopt, operand, options);
+      StatusOr<std::string> joined = codec::TypeRegistry::JoinWith(
+          **type, k.now ? std::optional<std::string_view>(*k.now) : std::nullopt, operand, options);
       if (!joined.ok()) {
         ++stats_.messages_rejected;
         continue;
       }
-      if (it->second && *joined == *it->second) continue;  // nothing new
-      changes.push_back(Change{e.key, it->second, it->second ? StateDigest(*it->second) : 0, &e});
-      it->second = std::move(joined).value();
-      batch.Merge(e.key, e.delta);
+      if (k.now && *joined == *k.now) continue;  // nothing new
+      if (!k.changed) {
+        k.changed = true;
+        changed.push_back(it->first);
+      }
+      k.now = std::move(joined).value();
+      batch.Merge(std::string(e.key), std::string(e.delta));
+      applied.push_back(&e);
     }
-    // The final digest of each changed key (a key may change twice).
-    std::map<std::string, std::uint64_t> digests;
-    for (const Change& c : changes) digests[c.key] = StateDigest(*current[c.key]);
-    for (const auto& [key, digest] : digests)
-      batch.PutAux(DigestKey(n_.tree_.LeafOf(key), key), Fixed64(digest));
+    // The final digest of each changed key.
+    std::vector<std::uint64_t> digests;
+    digests.reserve(changed.size());
+    for (const std::string_view key : changed) {
+      digests.push_back(StateDigest(*keys[key].now));
+      batch.PutAux(DigestKey(n_.tree_.LeafOf(key), key), Fixed64(digests.back()));
+    }
     for (const auto& [origin, seq] : origins) {
       if (seq > origin_seen_[origin]) batch.PutAux(OriginKey(origin), Fixed64(seq));
     }
@@ -834,24 +857,19 @@ class Node::Impl {
     for (const auto& [origin, seq] : origins)
       origin_seen_[origin] = std::max(origin_seen_[origin], seq);
 
-    std::set<std::string> counted;
-    std::map<std::string, std::optional<std::uint64_t>> first_digest;
-    std::map<std::string, std::optional<std::string>> first_state;
-    for (const Change& c : changes) {
-      if (!first_digest.contains(c.key)) {
-        first_digest[c.key] = c.old_state ? std::optional(c.old_digest) : std::nullopt;
-        first_state[c.key] = c.old_state;
-      }
+    for (const RemoteEntry* e : applied) {
       if (buffer) {
-        Append(c.key, c.entry->delta, c.entry->origin, c.entry->origin_seq);
+        Append(std::string(e->key), std::string(e->delta), e->origin, e->origin_seq);
         ++stats_.deltas_applied;
       } else {
         ++stats_.ae_keys_repaired;
       }
     }
-    for (const auto& [key, digest] : digests) {
-      n_.tree_.Update(key, first_digest[key], digest);
-      Notify(key, first_state[key], *current[key]);
+    for (std::size_t i = 0; i < changed.size(); ++i) {
+      const KeyState& k = keys[changed[i]];
+      n_.tree_.Update(changed[i], k.before ? std::optional(StateDigest(*k.before)) : std::nullopt,
+                      digests[i]);
+      if (!subscriptions_.empty()) Notify(std::string(changed[i]), k.before, *k.now);
     }
     // Dot safety also when a peer forwards our own old updates.
     if (const auto it = origins.find(n_.self_.value());
@@ -887,6 +905,7 @@ class Node::Impl {
     peer.ae_started_ms = now;
     peer.ae_start_seq = next_seq_ - 1;
     peer.ae_moved_state = false;
+    peer.ae_pushed = false;
     ++stats_.ae_sessions;
     capnp::MallocMessageBuilder builder;
     auto ae = Header(builder).getBody().initAeNodes();
@@ -912,9 +931,11 @@ class Node::Impl {
     Peer& peer = peers_[name];
     if (peer.ae_session != session) return;
     if (peer.ae_moved_state) ++stats_.ae_repairs;
-    if (peer.needs_ae) {
-      // They now hold everything we held when the session started: resume
-      // delta intervals from there.
+    if (peer.needs_ae && !peer.ae_moved_state && !peer.ae_pushed) {
+      // A session that found nothing to move: they hold everything we held
+      // when it started. Resume delta intervals from there. (A session that
+      // moved states may have been cut short by a message cap, on either
+      // side: the next one tells.)
       peer.needs_ae = false;
       if (peer.acked < peer.ae_start_seq) {
         peer.acked = peer.ae_start_seq;
@@ -922,6 +943,15 @@ class Node::Impl {
       }
     }
     peer.ae_session = 0;
+    // Their states changed ours: there may be more where that came from (a
+    // capped message, a bootstrap); go on now rather than next round. Only
+    // changes drive this, so two nodes that cannot agree (a corrupt state
+    // that joins into nothing) do not loop.
+    if (peer.ae_moved_state && running_) {
+      n_.clock_.Post([this, name] {
+        if (running_ && members_.contains(name)) StartAe(name);
+      });
+    }
   }
 
   void OnAeNodes(const std::string& from, wire::AeNodes::Reader msg) {
@@ -935,27 +965,47 @@ class Node::Impl {
     auto header = Header(builder);
     std::vector<std::pair<int, std::uint32_t>> next_nodes;
     std::vector<std::uint32_t> leaves;
+    // Subtrees they hold nothing of (hash 0: a contribution is never 0) and
+    // we do: no need to descend or list keys, every key there is theirs to
+    // have. Ranges of leaves.
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> they_lack;
+    const auto subtree = [&](int level, std::uint32_t index) {
+      std::uint32_t span = 1;
+      for (int l = level; l < depth; ++l) span *= HashTree::kFanout;
+      return std::pair(index * span, (index + 1) * span);
+    };
     for (const auto node : msg.getNodes()) {
       const int level = node.getLevel();
       const std::uint32_t index = node.getIndex();
       const auto children = node.getChildren();
       if (level < 0 || level >= depth) continue;
       if (level == 0 && children.size() == 1) {  // the root alone
-        if (children[0] != n_.tree_.root()) next_nodes.emplace_back(0, 0);
+        if (children[0] == n_.tree_.root()) continue;
+        if (children[0] == 0) {
+          they_lack.push_back(subtree(0, 0));
+        } else {
+          next_nodes.emplace_back(0, 0);
+        }
         continue;
       }
       if (children.size() != HashTree::kFanout) continue;
-      if (index >= n_.tree_.leaf_count()) continue;
+      if (index >= n_.tree_.NodeCount(level)) continue;
       const HashTree::Children mine = n_.tree_.ChildrenOf(level, index);
       for (unsigned c = 0; c < HashTree::kFanout; ++c) {
         if (children[c] == mine[c]) continue;
         const std::uint32_t child = index * HashTree::kFanout + c;
-        if (level + 1 == depth) {
+        if (children[c] == 0) {
+          they_lack.push_back(subtree(level + 1, child));
+        } else if (level + 1 == depth) {
           leaves.push_back(child);
         } else {
           next_nodes.emplace_back(level + 1, child);
         }
       }
+    }
+    if (!they_lack.empty()) {
+      PushLeafRanges(from, session, they_lack);  // the rest, in later sessions
+      return;
     }
     // Cap what one message carries; what does not fit is found again by a
     // later session (chunking with backpressure: one message in flight).
@@ -1047,23 +1097,63 @@ class Node::Impl {
     SendStates(from, msg.getSession(), push, pull);
   }
 
+  // Every state in the leaf ranges, up to the message cap, from the digest
+  // index (ordered by leaf: one sequential scan).
+  void PushLeafRanges(const std::string& to, std::uint64_t session,
+                      const std::vector<std::pair<std::uint32_t, std::uint32_t>>& ranges) {
+    std::vector<std::pair<std::string, std::string>> states;
+    std::size_t bytes = 0;
+    bool full = false;
+    for (const auto& [first, last] : ranges) {
+      const std::string begin = std::string(kDigestPrefix) + BigEndian32(first);
+      const std::string end = last >= n_.tree_.leaf_count()
+                                  ? std::string("d0")
+                                  : std::string(kDigestPrefix) + BigEndian32(last);
+      (void)n_.store_.ScanAux(begin, end, [&](std::string_view k, std::string_view) {
+        const std::string key(k.substr(kDigestPrefix.size() + 4));
+        StatusOr<std::optional<std::string>> state = n_.store_.Get(key);
+        if (!state.ok() || !state->has_value()) return true;
+        full = !AddState(key, std::move(**state), &states, &bytes);
+        return !full;
+      });
+      if (full) break;
+    }
+    SendStates(to, session, std::move(states), {});
+  }
+
+  // Appends (key, state) unless the message would pass its cap (and is not
+  // empty); false when full.
+  bool AddState(std::string key, std::string state,
+                std::vector<std::pair<std::string, std::string>>* states, std::size_t* bytes) {
+    const std::size_t size = key.size() + state.size() + 16;
+    if (!states->empty() && *bytes + size > n_.options_.max_message_bytes - 1024) return false;
+    *bytes += size;
+    states->emplace_back(std::move(key), std::move(state));
+    return true;
+  }
+
   void SendStates(const std::string& to, std::uint64_t session,
                   const std::vector<std::string>& push, const std::vector<std::string>& pull) {
-    capnp::MallocMessageBuilder builder;
-    auto ae = Header(builder).getBody().initAeStates();
-    ae.setSession(session);
     std::vector<std::pair<std::string, std::string>> states;
     std::size_t bytes = 0;
     for (const std::string& key : pull) bytes += key.size() + 8;
     for (const std::string& key : push) {
       StatusOr<std::optional<std::string>> state = n_.store_.Get(key);
       if (!state.ok() || !state->has_value()) continue;
-      if (!states.empty() &&
-          bytes + key.size() + (*state)->size() + 16 > n_.options_.max_message_bytes - 1024) {
-        break;  // the rest in a later session
-      }
-      bytes += key.size() + (*state)->size() + 16;
-      states.emplace_back(key, std::move(**state));
+      if (!AddState(key, std::move(**state), &states, &bytes)) break;  // the rest later
+    }
+    SendStates(to, session, std::move(states), pull);
+  }
+
+  void SendStates(const std::string& to, std::uint64_t session,
+                  std::vector<std::pair<std::string, std::string>> states,
+                  const std::vector<std::string>& pull) {
+    capnp::MallocMessageBuilder builder;
+    auto ae = Header(builder).getBody().initAeStates();
+    ae.setSession(session);
+    if (!states.empty()) {
+      Peer& peer = peers_[to];
+      if (peer.ae_session == session) peer.ae_pushed = true;
     }
     auto out = ae.initStates(static_cast<unsigned>(states.size()));
     for (unsigned i = 0; i < states.size(); ++i) {
@@ -1080,7 +1170,7 @@ class Node::Impl {
   void OnAeStates(const std::string& from, wire::AeStates::Reader msg) {
     std::vector<RemoteEntry> entries;
     for (const auto s : msg.getStates())
-      entries.push_back(RemoteEntry{AsString(s.getKey()), AsString(s.getState()), 0, 0});
+      entries.push_back(RemoteEntry{AsView(s.getKey()), AsView(s.getState()), 0, 0});
     const std::uint64_t before = stats_.ae_keys_repaired;
     (void)ApplyRemote(entries, /*buffer=*/false);
     Peer& peer = peers_[from];

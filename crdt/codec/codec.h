@@ -635,6 +635,9 @@ struct DecodeOptions {
   // dot the state already stores with another payload or under another key
   // (internal::CheckSameWrites). Replication sets it for peers' deltas.
   bool reject_conflicting_writes = false;
+  // For TypeRegistry::Join: the base is this process's own state (its store),
+  // so it is decoded as trusted even when the operands are not.
+  bool base_trusted = false;
 };
 
 // Decodes a T from untrusted bytes; never throws past the caller.

@@ -81,6 +81,16 @@ class TypeRegistry {
     return codec::PeekTypeId(bytes, limits);
   }
 
+  // The registered type of an encoding (reads only its header).
+  [[nodiscard]] StatusOr<const Entry*> Lookup(std::string_view bytes,
+                                              const DecodeLimits& limits = {}) const {
+    const StatusOr<std::uint32_t> id = PeekTypeId(bytes, limits);
+    if (!id.ok()) return id.status();
+    const Entry* entry = Find(*id);
+    if (entry == nullptr) return InvalidArgument("unregistered type id " + std::to_string(*id));
+    return entry;
+  }
+
   // Joins encodings of one registered type; the type comes from the bytes.
   [[nodiscard]] StatusOr<std::string> Join(const std::optional<std::string_view>& base,
                                            std::span<const std::string_view> operands,
@@ -88,11 +98,24 @@ class TypeRegistry {
     const std::string_view first =
         base ? *base : (operands.empty() ? std::string_view{} : operands[0]);
     if (first.empty()) return InvalidArgument("nothing to join");
-    const StatusOr<std::uint32_t> id = PeekTypeId(first, options.limits);
-    if (!id.ok()) return id.status();
-    const Entry* entry = Find(*id);
-    if (entry == nullptr) return InvalidArgument("unregistered type id " + std::to_string(*id));
-    return entry->join(base, operands, options);
+    const StatusOr<const Entry*> entry = Lookup(first, options.limits);
+    if (!entry.ok()) return entry.status();
+    return JoinWith(**entry, base, operands, options);
+  }
+
+  // Join with the type already looked up (the operands must be of it).
+  [[nodiscard]] static StatusOr<std::string> JoinWith(const Entry& entry,
+                                                      const std::optional<std::string_view>& base,
+                                                      std::span<const std::string_view> operands,
+                                                      const DecodeOptions& options) {
+    // Bottom joined with one state is that state: an untrusted decode has
+    // checked that the bytes are its canonical encoding, so they are the
+    // result as they are (a key a peer sends us first, a bootstrap).
+    if (!base && operands.size() == 1 && !options.trusted) {
+      CONVERGE_RETURN_IF_ERROR(entry.validate(operands[0], options));
+      return std::string(operands[0]);
+    }
+    return entry.join(base, operands, options);
   }
 
   // The write timestamp in `bytes` when its type has one.
@@ -120,7 +143,9 @@ class TypeRegistry {
                                       const DecodeOptions& options) {
     T state;
     if (base) {
-      StatusOr<T> decoded = Decode<T>(*base, options);
+      DecodeOptions base_options = options;
+      base_options.trusted = options.trusted || options.base_trusted;
+      StatusOr<T> decoded = Decode<T>(*base, base_options);
       if (!decoded.ok()) return decoded.status().WithContext("base state");
       state = std::move(decoded).value();
     }

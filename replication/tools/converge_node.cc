@@ -19,6 +19,11 @@
 //   peers                                  "name state lag" per member, comma-separated
 //   stats                                  node and transport counters, key=value
 //   block NAME | unblock                   drop frames to/from NAME (fault injection)
+//   loadcarts N [PREFIX]                   N cart keys PREFIXnnnnnnn (default
+//                                          "cart:"), one line each, written
+//                                          locally as fast as the node takes
+//                                          them -> "ok N MS" (for benchmarks)
+//   keys                                   how many keys the store holds
 //   quit                                   leave the cluster and exit
 //
 // SIGTERM, SIGINT and the end of stdin also leave gracefully: the node
@@ -27,11 +32,11 @@
 // start, 2 for bad flags.
 
 #include <CLI/CLI.hpp>
-#include <cstdlib>
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <iomanip>
 #include <iostream>
@@ -43,7 +48,9 @@
 #include <thread>
 #include <vector>
 
+#include "crdt/causal_counter.h"
 #include "crdt/g_counter.h"
+#include "crdt/or_map.h"
 #include "crdt/or_set.h"
 #include "replication/asio.h"
 #include "replication/asio_clock.h"
@@ -139,8 +146,7 @@ class NodeProcess {
     options.name = flags_.name;
     // A port of 0 was chosen by the system: peers need the real one.
     const auto listen = internal::ParseHostPort(flags_.listen);
-    options.address =
-        listen && listen->port == 0 ? transport_.local_address() : flags_.listen;
+    options.address = listen && listen->port == 0 ? transport_.local_address() : flags_.listen;
     options.cluster = flags_.cluster;
     options.seeds = flags_.seeds;
     options.gossip_interval_ms = flags_.gossip_interval_ms;
@@ -169,12 +175,11 @@ class NodeProcess {
       if (!w) return "error INVALID_ARGUMENT: w is local, majority or all";
       const std::string element = words[2];
       if (command == "add") {
-        return Write<StringSet>(words[1], *w, [element](StringSet& s, crdt::ReplicaId r) {
-          return s.Add(r, element);
-        });
+        return Write<StringSet>(
+            words[1], *w, [element](StringSet& s, crdt::ReplicaId r) { return s.Add(r, element); });
       }
-      return Write<StringSet>(words[1], *w,
-                              [element](StringSet& s, crdt::ReplicaId) { return s.Remove(element); });
+      return Write<StringSet>(
+          words[1], *w, [element](StringSet& s, crdt::ReplicaId) { return s.Remove(element); });
     }
     if (command == "incr") {
       if (!arity(2, 3)) return "error INVALID_ARGUMENT: usage: incr KEY N [w]";
@@ -188,9 +193,8 @@ class NodeProcess {
       }
       const auto w = Consistency(words, 3);
       if (!w) return "error INVALID_ARGUMENT: w is local, majority or all";
-      return Write<crdt::GCounter>(words[1], *w, [n](crdt::GCounter& c, crdt::ReplicaId r) {
-        return c.Increment(r, n);
-      });
+      return Write<crdt::GCounter>(
+          words[1], *w, [n](crdt::GCounter& c, crdt::ReplicaId r) { return c.Increment(r, n); });
     }
     if (command == "get" || command == "count") {
       if (!arity(1, 1)) return "error INVALID_ARGUMENT: usage: " + command + " KEY";
@@ -227,6 +231,24 @@ class NodeProcess {
       return out;
     }
     if (command == "stats") return Stats();
+    if (command == "loadcarts") {
+      if (!arity(1, 2)) return "error INVALID_ARGUMENT: usage: loadcarts N [PREFIX]";
+      std::uint64_t n = 0;
+      try {
+        n = std::stoull(words[1]);
+      } catch (const std::exception&) {
+        return "error INVALID_ARGUMENT: N must be a number";
+      }
+      return LoadCarts(n, words.size() > 2 ? words[2] : "cart:");
+    }
+    if (command == "keys") {
+      std::uint64_t keys = 0;
+      const Status s = store_.Scan("", "", [&](std::string_view, std::string_view) {
+        ++keys;
+        return true;
+      });
+      return s.ok() ? std::to_string(keys) : Error(s);
+    }
     if (command == "block") {
       if (!arity(1, 1)) return "error INVALID_ARGUMENT: usage: block NAME";
       transport_.Block(words[1]);
@@ -268,6 +290,48 @@ class NodeProcess {
       answer.set_value(delta.ok() ? "ok" : Error(delta.status()));
     });
     return result.get();
+  }
+
+  // Writes n carts of one line each, at most 256 in flight.
+  std::string LoadCarts(std::uint64_t n, const std::string& prefix) {
+    using Cart = crdt::OrMap<std::string, crdt::CausalCounter>;
+    const auto start = std::chrono::steady_clock::now();
+    std::mutex mu;
+    std::condition_variable cv;
+    std::uint64_t in_flight = 0, failed = 0;
+    Status first_error;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return in_flight < 256; });
+        ++in_flight;
+      }
+      char key[64];
+      std::snprintf(key, sizeof key, "%s%07llu", prefix.c_str(),
+                    static_cast<unsigned long long>(i));
+      const std::string sku = "sku" + std::to_string(i % 97);
+      node_->Update<Cart>(
+          key,
+          [sku, i](Cart& c, crdt::ReplicaId r) {
+            return c.Update(sku, [&](crdt::CausalCounter& q) { return q.Increment(r, 1 + i % 5); });
+          },
+          WriteConsistency::kLocal,
+          [&](StatusOr<Cart> d) {
+            std::lock_guard lock(mu);
+            if (!d.ok()) {
+              if (failed++ == 0) first_error = d.status();
+            }
+            --in_flight;
+            cv.notify_all();
+          });
+    }
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return in_flight == 0; });
+    if (failed > 0) return Error(first_error);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+    return "ok " + std::to_string(n) + " " + std::to_string(ms);
   }
 
   std::string Stats() {
@@ -433,13 +497,17 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"sync", "buffered"}));
   auto* tuning = "Tuning (tests)";
-  app.add_option("--suspect-after-ms", flags.suspect_after_ms)->group(tuning)->capture_default_str();
+  app.add_option("--suspect-after-ms", flags.suspect_after_ms)
+      ->group(tuning)
+      ->capture_default_str();
   app.add_option("--dead-after-ms", flags.dead_after_ms)->group(tuning)->capture_default_str();
   app.add_option("--write-timeout-ms", flags.write_timeout_ms, "majority/all write wait")
       ->group(tuning)
       ->capture_default_str();
-  app.add_option("--fanout", flags.fanout)->group(tuning)->capture_default_str()->check(
-      CLI::Range(1, 1000));
+  app.add_option("--fanout", flags.fanout)
+      ->group(tuning)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   app.add_option("--max-frame-bytes", flags.net.max_frame_bytes)
       ->group(tuning)
       ->capture_default_str()
@@ -454,7 +522,9 @@ int main(int argc, char** argv) {
   app.add_option("--handshake-timeout-ms", flags.net.handshake_timeout_ms)
       ->group(tuning)
       ->capture_default_str();
-  app.add_option("--idle-timeout-ms", flags.net.idle_timeout_ms)->group(tuning)->capture_default_str();
+  app.add_option("--idle-timeout-ms", flags.net.idle_timeout_ms)
+      ->group(tuning)
+      ->capture_default_str();
   app.add_option("--frame-timeout-ms", flags.net.frame_read_timeout_ms)
       ->group(tuning)
       ->capture_default_str();

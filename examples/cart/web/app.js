@@ -109,7 +109,7 @@ const itemPath = (cart, sku) => `${cartPath(cart)}/items/${seg(sku)}`;
 function addReplica(name, base, http) {
   const r = {
     name, base, http,
-    cluster: null, clusterError: null,
+    cluster: null, clusterError: null, fault: null, // fault: last known fault_injection
     cart: null, cartFor: null, cartError: null,
     reqs: 0, applied: 0, clusterFrom: 0, // request counter: a later request's answer wins
     ui: null,
@@ -134,8 +134,13 @@ async function refresh(r) {
   const [cl, ct] = await Promise.allSettled([api(r, 'GET', '/cluster'), api(r, 'GET', cartPath(cart))]);
   if (n > r.clusterFrom) {
     r.clusterFrom = n;
-    if (cl.status === 'fulfilled') { r.cluster = cl.value; r.clusterError = null; discover(r.cluster); }
-    else r.clusterError = cl.reason.message;
+    if (cl.status === 'fulfilled') {
+      r.cluster = cl.value;
+      r.clusterError = null;
+      r.fault = !!r.cluster.fault_injection;
+      discover(r.cluster);
+    }
+    else { r.cluster = null; r.clusterError = cl.reason.message; } // nothing stale is shown
   }
   if (ct.status === 'fulfilled') applyCart(r, n, cart, ct.value);
   else if (n > r.applied && cart === cartId) { r.applied = n; r.cartError = ct.reason.message; }
@@ -254,7 +259,8 @@ function renderColumn(r, views) {
   setAttr(ui.el, 'data-self', String(r.name === selfName));
   ui.el.classList.toggle('unreachable', reachable === 'false');
   const tag = r.name === selfName ? ' · this page' : '';
-  setText(ui.status, reachable === 'false' ? `${r.cartError} · ${r.http}${tag}`
+  const problem = r.cartError || (r.clusterError && `/cluster: ${r.clusterError}`);
+  setText(ui.status, problem ? `${problem} · ${r.http}${tag}`
     : reachable === 'true' ? `reachable · ${r.http}${tag}` : `connecting · ${r.http}${tag}`);
 
   const c = r.cluster;
@@ -343,9 +349,9 @@ function linkState(a, b) {
 
 function renderLinks() {
   const self = replicas.get(selfName);
-  const enabled = faultOn(self);
+  const enabled = !!(self && self.fault);
   const notice = $('fault-notice');
-  notice.hidden = !self || !self.cluster || enabled;
+  notice.hidden = !self || self.fault !== false;
   setText(notice, `${selfName} was started without --allow-fault-injection: links cannot be cut or healed from this page.`);
   $('heal-all').hidden = !enabled;
   $('heal-all').disabled = linkBusy.has('*');
@@ -363,12 +369,16 @@ function renderLinks() {
       setAttr(row.tr, 'data-state', s.state);
       row.tr.className = `link-${s.state}`;
       setText(row.state, s.text);
-      const both = faultOn(a) && faultOn(b);
+      // Usable when every end that answers has fault injection on (an end that does not answer
+      // reports its error; the other end still does its part).
+      const ends = [a, b].filter((x) => x.cluster);
+      const usable = ends.length > 0 && ends.every(faultOn);
       row.actions.hidden = !enabled;
       const busy = linkBusy.has(key);
-      row.cut.disabled = busy || !both || s.state === 'cut';
-      row.heal.disabled = busy || !both || s.state === 'ok';
-      setText(row.note, both || !a.cluster || !b.cluster ? '' : `${faultOn(a) ? b.name : a.name} has fault injection off`);
+      row.cut.disabled = busy || !usable || s.state === 'cut';
+      row.heal.disabled = busy || !usable || s.state === 'ok';
+      const off = ends.filter((x) => !faultOn(x)).map((x) => x.name);
+      setText(row.note, off.length ? `${off.join(' and ')}: fault injection off` : '');
       want.push(row.tr);
     }
   }
@@ -474,7 +484,7 @@ async function start() {
       const hint = $('origin-hint');
       hint.hidden = baseFor(c.http) === location.origin;
       hint.textContent = `open ${baseFor(c.http)}/ for the other replicas to accept this page (CORS)`;
-      addReplica(c.node, '', c.http).cluster = c;
+      Object.assign(addReplica(c.node, '', c.http), { cluster: c, fault: !!c.fault_injection });
       discover(c);
       return;
     } catch (e) {
