@@ -159,12 +159,23 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
       c.waiting = true;
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options_.header_limit));
-      parser.body_limit(options_.body_limit);
+      parser.body_limit(std::max(options_.body_limit, options_.max_body_limit));
       c.stream.expires_after(Ms(options_.request_timeout_ms));
       error_code ec;
       co_await http::async_read_header(c.stream, buffer, parser,
                                        asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec && parser.content_length() && *parser.content_length() > options_.body_limit) {
+      std::size_t limit = options_.body_limit;
+      if (!ec && options_.body_limit_for) {
+        const auto target = parser.get().target();
+        const auto method = parser.get().method_string();
+        const std::string_view path(target.data(), std::min(target.size(), target.find('?')));
+        limit =
+            std::min(options_.max_body_limit,
+                     std::max(limit, options_.body_limit_for(
+                                         std::string_view(method.data(), method.size()), path)));
+      }
+      if (!ec) parser.body_limit(limit);  // for chunked bodies, checked as they arrive
+      if (!ec && parser.content_length() && *parser.content_length() > limit) {
         ec = http::error::body_limit;
       }
       if (!ec && !parser.is_done()) {
@@ -183,8 +194,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
         // Answer what can be answered; the connection ends either way.
         std::optional<HttpResponse> refusal;
         if (ec == http::error::body_limit) {
-          refusal = HttpResponse{413, ErrorJson("request body exceeds " +
-                                                std::to_string(options_.body_limit) + " bytes")};
+          refusal = HttpResponse{
+              413, ErrorJson("request body exceeds " + std::to_string(limit) + " bytes")};
         } else if (ec == http::error::header_limit) {
           refusal = HttpResponse{431, ErrorJson("request headers exceed " +
                                                 std::to_string(options_.header_limit) + " bytes")};

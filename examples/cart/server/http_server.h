@@ -7,9 +7,9 @@
 //     within this time of the connection becoming ready for it, idle
 //     keep-alive time included, so a slowloris client holds its slot for
 //     at most this long;
-//   - header_limit / body_limit: larger requests get 431 / 413 and the
-//     connection is closed; a Content-Length over the limit is refused
-//     before any of the body is read;
+//   - header_limit / body_limit (or body_limit_for a route): larger requests
+//     get 431 / 413 and the connection is closed; a Content-Length over the
+//     limit is refused before any of the body is read;
 //   - max_connections: at the cap, a new connection evicts the oldest one
 //     that is still waiting for its request (slow or idle clients make room
 //     for new ones); if every connection is busy in a handler, the new one
@@ -70,6 +70,9 @@ struct HttpServerOptions {
   std::size_t max_connections = 1'000;
   std::size_t header_limit = 8 * 1024;
   std::size_t body_limit = 16 * 1024;
+  // A larger limit for some requests (method, path): at most max_body_limit.
+  std::function<std::size_t(std::string_view method, std::string_view path)> body_limit_for;
+  std::size_t max_body_limit = 16 * 1024;
   std::uint64_t request_timeout_ms = 10'000;
   std::uint64_t write_timeout_ms = 10'000;
 };

@@ -104,6 +104,33 @@ TEST_F(HttpServerTest, RefusesAnOversizedBodyBeforeReadingIt) {
   EXPECT_EQ(server_->stats().requests_rejected, 1u);
 }
 
+TEST_F(HttpServerTest, ARouteMayTakeALargerBody) {
+  HttpServerOptions o;
+  o.body_limit = 100;
+  o.max_body_limit = 1'000;
+  o.body_limit_for = [](std::string_view method, std::string_view path) {
+    return method == "POST" && path == "/big" ? 500 : 0;
+  };
+  Start(o);
+  const std::string body(400, 'x');
+  {
+    Client c(endpoint_);
+    c.Send("POST /big?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 400\r\n\r\n" +
+           body);
+    EXPECT_NE(c.ReadAll(2s).find("\"bytes\":400"), std::string::npos);
+  }
+  {
+    Client c(endpoint_);
+    c.Send("POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 400\r\n\r\n" + body);
+    EXPECT_EQ(c.ReadAll(2s).rfind("HTTP/1.1 413", 0), 0u);
+  }
+  {
+    Client c(endpoint_);  // the route's limit too is checked before the body
+    c.Send("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 501\r\n\r\n");
+    EXPECT_EQ(c.ReadAll(2s).rfind("HTTP/1.1 413", 0), 0u);
+  }
+}
+
 TEST_F(HttpServerTest, RefusesOversizedHeadersAndMalformedRequests) {
   HttpServerOptions o;
   o.header_limit = 512;

@@ -117,6 +117,12 @@ int Run(const Flags& flags) {
   HttpServerOptions http_options;
   http_options.listen = flags.http;
   http_options.max_connections = flags.max_connections;
+  // coherence-check --repair pushes whole states (base64 in JSON).
+  http_options.max_body_limit = std::size_t{8} << 20;
+  http_options.body_limit_for = [](std::string_view method, std::string_view path) {
+    return method == "POST" && path == "/internal/merge" ? std::size_t{8} << 20
+                                                         : std::size_t{16} << 10;
+  };
   HttpServer http(http_io, http_options,
                   [&service](HttpRequest request) { return service.Handle(std::move(request)); });
   if (Status s = http.Open(); !s.ok()) {
