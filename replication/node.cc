@@ -1003,7 +1003,10 @@ class Node::Impl {
         }
       }
     }
-    if (!they_lack.empty()) {
+    // Pushed only in the sessions they start: the side that lacks whole
+    // subtrees finds them in its own sessions too, and pushing in both would
+    // send every state twice.
+    if (!they_lack.empty() && session != peers_[from].ae_session) {
       PushLeafRanges(from, session, they_lack);  // the rest, in later sessions
       return;
     }
@@ -1099,31 +1102,39 @@ class Node::Impl {
 
   // Every state in the leaf ranges, up to the message cap, from the digest
   // index (ordered by leaf: one sequential scan).
+  // Two capped messages at most, sent one after the other: we read the
+  // second while they apply the first (a bootstrap is then bound by the
+  // slower side, not by the sum of both).
   void PushLeafRanges(const std::string& to, std::uint64_t session,
                       const std::vector<std::pair<std::uint32_t, std::uint32_t>>& ranges) {
+    constexpr int kChunks = 2;
     std::vector<std::pair<std::string, std::string>> states;
     std::size_t bytes = 0;
-    bool full = false;
+    int sent = 0;
     for (const auto& [first, last] : ranges) {
       const std::string begin = std::string(kDigestPrefix) + BigEndian32(first);
       const std::string end = last >= n_.tree_.leaf_count()
                                   ? std::string("d0")
                                   : std::string(kDigestPrefix) + BigEndian32(last);
       (void)n_.store_.ScanAux(begin, end, [&](std::string_view k, std::string_view) {
-        const std::string key(k.substr(kDigestPrefix.size() + 4));
+        std::string key(k.substr(kDigestPrefix.size() + 4));
         StatusOr<std::optional<std::string>> state = n_.store_.Get(key);
         if (!state.ok() || !state->has_value()) return true;
-        full = !AddState(key, std::move(**state), &states, &bytes);
-        return !full;
+        if (AddState(key, **state, &states, &bytes)) return true;
+        SendStates(to, session, std::move(states), {});
+        states.clear();
+        bytes = 0;
+        if (++sent == kChunks) return false;
+        return AddState(key, **state, &states, &bytes);
       });
-      if (full) break;
+      if (sent == kChunks) return;
     }
-    SendStates(to, session, std::move(states), {});
+    if (!states.empty() || sent == 0) SendStates(to, session, std::move(states), {});
   }
 
   // Appends (key, state) unless the message would pass its cap (and is not
-  // empty); false when full.
-  bool AddState(std::string key, std::string state,
+  // empty); false (and nothing taken) when full.
+  bool AddState(std::string& key, std::string& state,
                 std::vector<std::pair<std::string, std::string>>* states, std::size_t* bytes) {
     const std::size_t size = key.size() + state.size() + 16;
     if (!states->empty() && *bytes + size > n_.options_.max_message_bytes - 1024) return false;
@@ -1140,7 +1151,8 @@ class Node::Impl {
     for (const std::string& key : push) {
       StatusOr<std::optional<std::string>> state = n_.store_.Get(key);
       if (!state.ok() || !state->has_value()) continue;
-      if (!AddState(key, std::move(**state), &states, &bytes)) break;  // the rest later
+      std::string k = key;
+      if (!AddState(k, **state, &states, &bytes)) break;  // the rest later
     }
     SendStates(to, session, std::move(states), pull);
   }
