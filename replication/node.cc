@@ -28,6 +28,9 @@ constexpr std::string_view kUpdateSeqKey = "u/seq";   // our update sequence
 constexpr std::string_view kOriginPrefix = "o/";      // o/<replica BE64> -> max origin seq
 constexpr std::string_view kGenerationKey = "u/gen";  // the last process generation
 constexpr std::string_view kMemberPrefix = "m/";      // m/<name> -> member record
+// x/<name> -> (their generation, next entry expected): where we are in a
+// peer's delta buffer, so that a restart of ours does not look like a gap.
+constexpr std::string_view kProgressPrefix = "x/";
 
 std::string BigEndian32(std::uint32_t v) {
   std::string out(4, '\0');
@@ -143,6 +146,10 @@ struct Node::Peer {
   // Their delta buffer, as we receive it.
   std::uint64_t their_generation = 0;
   std::uint64_t expected = 1;  // next entry of theirs we may apply
+  // Entries of theirs we refused (a timestamp too far ahead) lately, with
+  // when: every acknowledgement repeats them, so that losing one ack cannot
+  // make a refused write count as held.
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> refused;
   // Our delta buffer, as they acknowledge it.
   std::uint64_t acked = 0;
   bool send_resync = false;  // next interval tells them to skip to its start
@@ -153,12 +160,13 @@ struct Node::Peer {
   std::uint64_t ae_started_ms = 0;
   std::uint64_t ae_start_seq = 0;  // our buffer end when it started
   bool ae_moved_state = false;     // states they sent in it changed ours
-  bool ae_pushed = false;          // we sent them states in it
+  bool ae_in_sync = false;         // they answered it: our roots are equal
 };
 
 struct Node::PendingWrite {
   WriteConsistency consistency = WriteConsistency::kLocal;
   std::set<std::string> acked_by;
+  std::set<std::string> refused_by;  // applied it not (timestamp too far ahead)
   std::function<void(StatusOr<std::string>)> done;
   std::string delta;
   Clock::TimerId timer = 0;
@@ -239,6 +247,14 @@ class Node::Impl {
       return true;
     });
     CONVERGE_RETURN_IF_ERROR(scan.WithContext("load members"));
+    scan = n_.store_.ScanAux(kProgressPrefix, "x0", [&](std::string_view k, std::string_view v) {
+      if (v.size() != 16) return true;
+      Peer& peer = peers_[std::string(k.substr(kProgressPrefix.size()))];
+      peer.their_generation = ReadFixed64(v.substr(0, 8)).value_or(0);
+      peer.expected = std::max<std::uint64_t>(1, ReadFixed64(v.substr(8)).value_or(1));
+      return true;
+    });
+    CONVERGE_RETURN_IF_ERROR(scan.WithContext("load delta progress"));
     storage::WriteBatch generation;
     generation.PutAux(std::string(kGenerationKey), Fixed64(generation_));
     CONVERGE_RETURN_IF_ERROR(n_.store_.Write(generation).WithContext("record generation"));
@@ -603,7 +619,8 @@ class Node::Impl {
     Send(to, builder);
   }
 
-  void SendAck(const std::string& name, std::uint64_t generation, std::uint64_t up_to, bool gap) {
+  void SendAck(const std::string& name, std::uint64_t generation, std::uint64_t up_to, bool gap,
+               const std::vector<std::uint64_t>& refused = {}) {
     const auto member = members_.find(name);
     if (member == members_.end()) return;
     capnp::MallocMessageBuilder builder;
@@ -611,6 +628,8 @@ class Node::Impl {
     ack.setGeneration(generation);
     ack.setUpTo(up_to);
     ack.setGap(gap);
+    auto out = ack.initRefused(static_cast<unsigned>(refused.size()));
+    for (unsigned i = 0; i < refused.size(); ++i) out.set(i, refused[i]);
     Send(Endpoint{name, member->second.address}, builder);
   }
 
@@ -689,6 +708,7 @@ class Node::Impl {
       // lost or rolled back; anti-entropy sorts it out.
       peer.their_generation = generation;
       peer.expected = 1;
+      peer.refused.clear();
       peer.needs_ae = true;
     }
     // Dot safety: a peer holding more of our updates than we do means our
@@ -728,6 +748,7 @@ class Node::Impl {
     if (peer.their_generation != generation) {
       peer.their_generation = generation;
       peer.expected = 1;
+      peer.refused.clear();
     }
     if (interval.getResync()) peer.expected = std::max(peer.expected, interval.getFrom());
     if (interval.getFrom() > peer.expected) {
@@ -736,14 +757,33 @@ class Node::Impl {
       return;
     }
     std::vector<RemoteEntry> entries;
+    std::vector<std::uint64_t> seqs;
     for (const auto e : interval.getEntries()) {
       if (e.getSeq() < peer.expected) continue;  // already applied
       entries.push_back(
           RemoteEntry{AsView(e.getKey()), AsView(e.getDelta()), e.getOrigin(), e.getOriginSeq()});
+      seqs.push_back(e.getSeq());
     }
-    if (Status s = ApplyRemote(entries, /*buffer=*/true); !s.ok()) return;  // not acked: resent
-    peer.expected = std::max(peer.expected, interval.getTo() + 1);
-    SendAck(from, generation, interval.getTo(), /*gap=*/false);
+    std::vector<std::size_t> refused;
+    const std::uint64_t expected = std::max(peer.expected, interval.getTo() + 1);
+    const std::pair<std::string, std::string> progress = {std::string(kProgressPrefix) + from,
+                                                          Fixed64(generation) + Fixed64(expected)};
+    if (Status s = ApplyRemote(entries, /*buffer=*/true, &refused, &progress); !s.ok()) {
+      return;  // not acknowledged: sent again
+    }
+    peer.expected = expected;
+    const std::uint64_t now = n_.clock_.NowMs();
+    for (const std::size_t i : refused) peer.refused.emplace_back(seqs[i], now);
+    // Kept while the sender may still wait for them (its write timeout; we
+    // assume it is ours), 256 at most.
+    while (!peer.refused.empty() &&
+           (peer.refused.size() > 256 ||
+            now - peer.refused.front().second > 2 * n_.options_.write_timeout_ms)) {
+      peer.refused.pop_front();
+    }
+    std::vector<std::uint64_t> refused_seqs;
+    for (const auto& [seq, at] : peer.refused) refused_seqs.push_back(seq);
+    SendAck(from, generation, interval.getTo(), /*gap=*/false, refused_seqs);
   }
 
   void OnAck(const std::string& from, wire::DeltaAck::Reader ack) {
@@ -761,9 +801,22 @@ class Node::Impl {
       peer.send_resync = false;
       TrimBuffer();  // entries every live peer holds now go (and are timed)
     }
-    // Writes waiting for confirmations.
-    for (auto it = waits_.begin(); it != waits_.end() && it->first <= peer.acked;) {
+    // Writes waiting for confirmations (not from a peer that refused them).
+    for (const std::uint64_t seq : ack.getRefused()) {
+      if (const auto it = waits_.find(seq); it != waits_.end()) it->second.refused_by.insert(from);
+    }
+    Confirm(from, peer.acked);
+  }
+
+  // `from` durably holds every update of ours up to buffer entry `up_to`:
+  // writes waiting for that many confirmations are done.
+  void Confirm(const std::string& from, std::uint64_t up_to) {
+    for (auto it = waits_.begin(); it != waits_.end() && it->first <= up_to;) {
       PendingWrite& w = it->second;
+      if (w.refused_by.contains(from)) {
+        ++it;
+        continue;
+      }
       w.acked_by.insert(from);
       if (MembershipKnown() && w.acked_by.size() >= AcksNeeded(w.consistency)) {
         n_.clock_.Cancel(w.timer);
@@ -787,7 +840,13 @@ class Node::Impl {
 
   // Joins remote deltas (or anti-entropy states) into our state as one
   // durable batch; changes are forwarded through our buffer when `buffer`.
-  Status ApplyRemote(const std::vector<RemoteEntry>& entries, bool buffer) {
+  // `refused` (optional) receives the indexes of entries refused for a
+  // timestamp too far ahead of our clock.
+  // `progress` (optional): an auxiliary write to commit with the changes,
+  // if there are any.
+  Status ApplyRemote(const std::vector<RemoteEntry>& entries, bool buffer,
+                     std::vector<std::size_t>* refused = nullptr,
+                     const std::pair<std::string, std::string>* progress = nullptr) {
     storage::WriteBatch batch;
     // Per key of the batch: its state before the batch and as of now (a key
     // may change several times in one batch). Views into `entries`.
@@ -804,7 +863,8 @@ class Node::Impl {
     codec::DecodeOptions options;  // untrusted: the delta is checked (our base is trusted)
     options.reject_conflicting_writes = true;
     options.base_trusted = true;
-    for (const RemoteEntry& e : entries) {
+    for (std::size_t index = 0; index < entries.size(); ++index) {
+      const RemoteEntry& e = entries[index];
       if (e.origin != 0) origins[e.origin] = std::max(origins[e.origin], e.origin_seq);
       const StatusOr<const codec::TypeRegistry::Entry*> type = n_.registry_->Lookup(e.delta);
       if (!type.ok()) {
@@ -815,6 +875,7 @@ class Node::Impl {
       if ((*type)->timestamp) {
         if (const auto ts = (*type)->timestamp(e.delta); ts && !n_.hlc_.Observe(*ts)) {
           ++stats_.timestamps_rejected;
+          if (refused != nullptr) refused->push_back(index);
           continue;
         }
       }
@@ -852,6 +913,7 @@ class Node::Impl {
     for (const auto& [origin, seq] : origins) {
       if (seq > origin_seen_[origin]) batch.PutAux(OriginKey(origin), Fixed64(seq));
     }
+    if (progress != nullptr && !batch.empty()) batch.PutAux(progress->first, progress->second);
     batch.set_trusted(true);  // every delta was decoded and joined above
     if (!batch.empty()) CONVERGE_RETURN_IF_ERROR(n_.store_.Write(batch));
     for (const auto& [origin, seq] : origins)
@@ -905,7 +967,7 @@ class Node::Impl {
     peer.ae_started_ms = now;
     peer.ae_start_seq = next_seq_ - 1;
     peer.ae_moved_state = false;
-    peer.ae_pushed = false;
+    peer.ae_in_sync = false;
     ++stats_.ae_sessions;
     capnp::MallocMessageBuilder builder;
     auto ae = Header(builder).getBody().initAeNodes();
@@ -931,15 +993,18 @@ class Node::Impl {
     Peer& peer = peers_[name];
     if (peer.ae_session != session) return;
     if (peer.ae_moved_state) ++stats_.ae_repairs;
-    if (peer.needs_ae && !peer.ae_moved_state && !peer.ae_pushed) {
-      // A session that found nothing to move: they hold everything we held
-      // when it started. Resume delta intervals from there. (A session that
-      // moved states may have been cut short by a message cap, on either
-      // side: the next one tells.)
-      peer.needs_ae = false;
-      if (peer.acked < peer.ae_start_seq) {
-        peer.acked = peer.ae_start_seq;
-        peer.send_resync = true;
+    if (peer.ae_in_sync) {
+      // Equal roots: they hold everything we held when the session started —
+      // which confirms the writes waiting for them up to there — and delta
+      // intervals resume from there. (A session that ends otherwise may have
+      // been cut short by a message cap, on either side: it proves nothing.)
+      Confirm(name, peer.ae_start_seq);
+      if (peer.needs_ae) {
+        peer.needs_ae = false;
+        if (peer.acked < peer.ae_start_seq) {
+          peer.acked = peer.ae_start_seq;
+          peer.send_resync = true;
+        }
       }
     }
     peer.ae_session = 0;
@@ -957,6 +1022,8 @@ class Node::Impl {
   void OnAeNodes(const std::string& from, wire::AeNodes::Reader msg) {
     const std::uint64_t session = msg.getSession();
     if (msg.getDone()) {
+      Peer& peer = peers_[from];
+      if (session == peer.ae_session && msg.getInSync()) peer.ae_in_sync = true;
       EndAe(from, session);
       return;
     }
@@ -969,6 +1036,7 @@ class Node::Impl {
     // we do: no need to descend or list keys, every key there is theirs to
     // have. Ranges of leaves.
     std::vector<std::pair<std::uint32_t, std::uint32_t>> they_lack;
+    bool in_sync = false;
     const auto subtree = [&](int level, std::uint32_t index) {
       std::uint32_t span = 1;
       for (int l = level; l < depth; ++l) span *= HashTree::kFanout;
@@ -980,7 +1048,10 @@ class Node::Impl {
       const auto children = node.getChildren();
       if (level < 0 || level >= depth) continue;
       if (level == 0 && children.size() == 1) {  // the root alone
-        if (children[0] == n_.tree_.root()) continue;
+        if (children[0] == n_.tree_.root()) {
+          in_sync = true;
+          continue;
+        }
         if (children[0] == 0) {
           they_lack.push_back(subtree(0, 0));
         } else {
@@ -1022,6 +1093,7 @@ class Node::Impl {
     ae.setSession(session);
     if (next_nodes.empty()) {
       ae.setDone(true);
+      ae.setInSync(in_sync);
       SendAe(from, builder);
       EndAe(from, session);
       return;
@@ -1163,10 +1235,6 @@ class Node::Impl {
     capnp::MallocMessageBuilder builder;
     auto ae = Header(builder).getBody().initAeStates();
     ae.setSession(session);
-    if (!states.empty()) {
-      Peer& peer = peers_[to];
-      if (peer.ae_session == session) peer.ae_pushed = true;
-    }
     auto out = ae.initStates(static_cast<unsigned>(states.size()));
     for (unsigned i = 0; i < states.size(); ++i) {
       out[i].setKey(AsData(states[i].first));

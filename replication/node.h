@@ -244,6 +244,13 @@ void Node::Update(std::string key, F mutate, WriteConsistency consistency,
       // lease it durably before it exists.
       CONVERGE_RETURN_IF_ERROR(store_.EnsureDotLease(state.context().Max(self) + 1));
     }
+    if constexpr (requires(const T& t) { t.write()->timestamp; }) {
+      // The write this key holds was made or accepted here: a local write
+      // stamped now must be later, whatever the clock did meanwhile (a
+      // restart forgets the timestamps observed from peers; a clock can be
+      // stepped back).
+      if (state.write()) hlc_.Restore(state.write()->timestamp);
+    }
     T delta;
     try {
       delta = mutate(state, self);

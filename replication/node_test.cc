@@ -274,12 +274,15 @@ TEST(NodeTest, MetadataTravelsWithTheMembership) {
 
 // TESTPLAN R13: delta intervals lost. An interval is applied only in order.
 // A lost interval is sent again from the receiver's last acknowledgement
-// (loss here: the link is cut while it travels); a receiver that lost its
-// place (a restart) gets intervals starting past what it expects, refuses
-// them (a gap), and anti-entropy repairs. Nothing is applied out of order.
+// (loss here: the link is cut while it travels); a restart keeps the
+// receiver's place (it is persisted with what it applied); a receiver that
+// lost its place (its directory restored from an older copy) gets intervals
+// starting past what it expects, refuses them (a gap), and anti-entropy
+// repairs. Nothing is applied out of order.
 TEST(NodeTest, LostDeltaIntervalsAreResentOrRepairedNeverSkipped) {
   Pair p;
   p.world.RunFor(1'000);
+  const storage::MemoryStore::Snapshot old_copy = p.store[1]->TakeSnapshot();
   using Set = crdt::OrSet<std::string>;
   // b must never hold a later element without the earlier ones.
   bool out_of_order = false;
@@ -310,12 +313,21 @@ TEST(NodeTest, LostDeltaIntervalsAreResentOrRepairedNeverSkipped) {
   p.world.RunFor(1'000);
   ASSERT_TRUE(p.node[1]->Read<Set>("set:r13")->Contains("x2"));
   EXPECT_EQ(p.node[1]->stats().intervals_rejected, 0u) << "a resend needs no repair";
-  // 2. b restarts and expects a's intervals from the start; a goes on from
-  // b's last acknowledgement: a gap, refused, repaired by anti-entropy.
+  // 2. b restarts: it goes on where it was, no gap.
   p.Crash(1);
   p.Start(1);
   watch();
   add(3, WriteConsistency::kAll);
+  p.world.RunFor(1'000);
+  EXPECT_EQ(p.node[1]->stats().intervals_rejected, 0u) << "a restart lost b's place";
+  ASSERT_TRUE(p.node[1]->Read<Set>("set:r13")->Contains("x3"));
+  // 3. b comes back from the old copy and expects a's intervals from the
+  // start; a goes on from b's last acknowledgement: a gap, refused, repaired
+  // by anti-entropy.
+  p.Crash(1);
+  p.store[1] = std::make_unique<storage::MemoryStore>(p.registry, old_copy);
+  p.Start(1);
+  watch();
   add(4, WriteConsistency::kAll);
   p.world.RunFor(3'000);
   EXPECT_GT(p.node[1]->stats().intervals_rejected, 0u) << "no gap was produced";

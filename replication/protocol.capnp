@@ -79,8 +79,12 @@ struct DeltaInterval {
 
 struct DeltaAck {
   generation @0 :UInt64;  # the sender generation being acknowledged
-  upTo @1 :UInt64;        # every entry <= upTo is durably applied
+  upTo @1 :UInt64;        # every entry <= upTo is durably applied, but:
   gap @2 :Bool;
+  refused @3 :List(UInt64);  # entries of the interval not applied because
+                             # their timestamp is too far ahead of the
+                             # receiver's clock: not held (anti-entropy brings
+                             # them once the clock has caught up)
 }
 
 # --- Digest anti-entropy (a 16-ary hash tree over key hashes) -------------
@@ -97,6 +101,10 @@ struct AeNodes {
   session @0 :UInt64;
   nodes @1 :List(TreeNode);
   done @2 :Bool;          # the sender found no difference left
+  inSync @3 :Bool;        # with done: the sender's root equals the one it was
+                          # sent, so it holds everything the other held when
+                          # the session started (not merely "nothing more
+                          # found within the message caps")
 }
 
 struct LeafKey {

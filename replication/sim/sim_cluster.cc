@@ -92,10 +92,61 @@ Write CounterWrite(std::mt19937_64& rng, int keys) {
                                     });
 }
 
+using Lww = crdt::LwwRegister<std::string>;
+
+// A last-writer-wins write stamped by the node's hybrid clock. It records
+// the write it observed: the converged winner must not be one this write saw
+// (it happened after it, so its timestamp is greater and it must win, or be
+// beaten by a later write — never by the one it overwrote).
+Write LwwWrite(std::mt19937_64& rng, int keys) {
+  Write w;
+  w.key = KeyName("lww:", rng, keys);
+  const std::string value = "v" + std::to_string(rng() % 1'000'000);
+  w.submit = [key = w.key, value](Node& node, WriteConsistency consistency,
+                                  std::shared_ptr<Write::Record> record) {
+    record->key = key;
+    node.Update<Lww>(
+        key,
+        [&node, value, record](Lww& reg, crdt::ReplicaId self) {
+          const std::optional<Lww::Write> observed = reg.write();
+          Lww delta = reg.Assign(self, node.Now(), value);
+          record->delta = codec::Encode(delta);
+          const Lww::Write mine = *delta.write();
+          record->check =
+              [observed,
+               mine](const std::optional<std::string>& state) -> std::optional<std::string> {
+            if (!state) return "the key is gone";
+            codec::DecodeOptions o;
+            o.trusted = true;
+            const StatusOr<Lww> final_state = codec::Decode<Lww>(*state, o);
+            if (!final_state.ok() || !final_state->write())
+              return "the converged state is unreadable";
+            const Lww::Write& winner = *final_state->write();
+            if (observed && winner.timestamp == observed->timestamp &&
+                winner.writer == observed->writer) {
+              return "the write it overwrote (" + std::to_string(observed->timestamp.physical_ms) +
+                     ") won over it (" + std::to_string(mine.timestamp.physical_ms) +
+                     "): causality broken";
+            }
+            return std::nullopt;
+          };
+          return delta;
+        },
+        consistency,
+        [record](StatusOr<Lww> result) {
+          record->done = true;
+          record->status = result.status();
+          if (record->on_done) record->on_done();
+        });
+  };
+  return w;
+}
+
 Write MixedWrite(std::mt19937_64& rng, int keys) {
   const std::uint64_t roll = rng() % 100;
-  if (roll < 50) return CartWrite(rng, keys);
-  if (roll < 80) return SetWrite(rng, keys);
+  if (roll < 45) return CartWrite(rng, keys);
+  if (roll < 70) return SetWrite(rng, keys);
+  if (roll < 85) return LwwWrite(rng, keys);
   return CounterWrite(rng, keys);
 }
 
@@ -108,9 +159,10 @@ struct SimNode {
   std::unique_ptr<SimTransport> transport;
   std::unique_ptr<Node> node;
   int starts = 0;
-  int down_for = -1;              // the crash episode that took it down
-  std::uint64_t replaced_ms = 0;  // when its store was last wiped or rolled back
-  NodeStats past;                 // summed stats of earlier processes
+  int down_for = -1;                 // the crash episode that took it down
+  std::uint64_t wall_offset_ms = 0;  // its wall clock, as an offset from virtual time
+  std::uint64_t replaced_ms = 0;     // when its store was last wiped or rolled back
+  NodeStats past;                    // summed stats of earlier processes
   std::vector<std::pair<std::uint64_t, storage::MemoryStore::Snapshot>> snapshots;
   [[nodiscard]] bool up() const { return node != nullptr; }
 };
@@ -167,6 +219,7 @@ class Simulation {
     n.dead_after_ms = o_.gossip_interval_ms * 60;
     n.write_timeout_ms = 5'000;
     n.ae_session_timeout_ms = std::max<std::uint64_t>(1'000, o_.gossip_interval_ms * 10);
+    n.hlc_max_offset_ms = o_.hlc_max_offset_ms;
     n.seed = crdt::internal::Mix64(
         o_.seed * 1'000'003 + static_cast<std::uint64_t>(i) * 7919 +
         static_cast<std::uint64_t>(nodes_[static_cast<std::size_t>(i)].starts));
@@ -187,7 +240,7 @@ class Simulation {
 
 void Simulation::StartNode(int i) {
   SimNode& n = nodes_[static_cast<std::size_t>(i)];
-  n.clock = std::make_unique<SimClock>(world_);
+  n.clock = std::make_unique<SimClock>(world_, n.wall_offset_ms);
   n.transport = std::make_unique<SimTransport>(world_, n.name);
   n.node = std::make_unique<Node>(OptionsFor(i), *n.store, *n.transport, *n.clock, registry_);
   ++n.starts;
@@ -206,6 +259,7 @@ void Simulation::CrashNode(int i) {
   n.past.ae_keys_repaired += s.ae_keys_repaired;
   n.past.intervals_rejected += s.intervals_rejected;
   n.past.messages_rejected += s.messages_rejected;
+  n.past.timestamps_rejected += s.timestamps_rejected;
   n.node.reset();
   n.transport.reset();
   n.clock.reset();
@@ -426,7 +480,9 @@ NodeStats Simulation::TotalStats() const {
       s.ae_keys_repaired += now.ae_keys_repaired;
       s.intervals_rejected += now.intervals_rejected;
       s.messages_rejected += now.messages_rejected;
+      s.timestamps_rejected += now.timestamps_rejected;
     }
+    total.timestamps_rejected += s.timestamps_rejected;
     total.retirements += s.retirements;
     total.ae_keys_repaired += s.ae_keys_repaired;
     total.intervals_rejected += s.intervals_rejected;
@@ -461,6 +517,11 @@ void Simulation::Check(SimulationReport& report) {
         v << "dot (" << replica << ", " << counter << ") of key " << r.key
           << " was issued by write " << it->second << " and again by write " << k;
         report.violations.push_back(v.str());
+      }
+    }
+    if (acked && !w.excused && r.check) {
+      if (const std::optional<std::string> why = r.check(state_of(r.key))) {
+        report.violations.push_back("write " + std::to_string(k) + " to " + r.key + ": " + *why);
       }
     }
     if (acked && !w.excused && !Holds(state_of(r.key), r.delta)) {
@@ -517,6 +578,8 @@ SimulationReport Simulation::Run() {
   for (int i = 0; i < o_.nodes; ++i) {
     SimNode& n = nodes_[static_cast<std::size_t>(i)];
     n.name = "n" + std::to_string(i);
+    constexpr std::uint64_t kEpochMs = 1'700'000'000'000ULL;
+    n.wall_offset_ms = kEpochMs - o_.skew_ms + Uniform(rng_, 0, 2 * o_.skew_ms);
     n.store = std::make_unique<storage::MemoryStore>(
         registry_,
         crdt::ReplicaId{crdt::internal::Mix64(o_.seed + static_cast<std::uint64_t>(i)) | 1});
@@ -555,6 +618,19 @@ SimulationReport Simulation::Run() {
     world_.ScheduleAt(back, [this, node, how, episode] { RestartNode(node, how, episode); });
     last_fault_ms_ = std::max(last_fault_ms_, back);
   };
+  for (int k = 0; k < o_.clock_jumps; ++k) {
+    // A wall clock stepped back (an NTP correction, a VM restored): the
+    // node's hybrid clock must keep its timestamps increasing.
+    const int node = static_cast<int>(rng_() % static_cast<std::uint64_t>(o_.nodes));
+    const std::uint64_t at = Uniform(rng_, window_start, window_end);
+    world_.ScheduleAt(at, [this, node] {
+      SimNode& n = nodes_[static_cast<std::size_t>(node)];
+      n.wall_offset_ms -= std::min(n.wall_offset_ms, o_.jump_ms);
+      if (n.clock) n.clock->set_wall_offset_ms(n.wall_offset_ms);
+      ++report_.clock_jumps;
+    });
+    last_fault_ms_ = std::max(last_fault_ms_, at);
+  }
   for (int k = 0; k < o_.crashes; ++k) schedule_crash(Restart::kIntact);
   for (int k = 0; k < o_.wipes; ++k) schedule_crash(Restart::kWiped);
   for (int k = 0; k < o_.rollbacks; ++k) schedule_crash(Restart::kRolledBack);
@@ -587,11 +663,13 @@ SimulationReport Simulation::Run() {
   } else if (!AllEqual()) {
     report.violations.push_back("the nodes diverged again after converging");
   }
-  report.faults_injected = report.partitions + report.crashes + report.wipes + report.rollbacks;
+  report.faults_injected = report.partitions + report.crashes + report.wipes + report.rollbacks +
+                           report.clock_jumps + (o_.skew_ms > 0 ? 1 : 0);
   Check(report);
 
   const NodeStats stats = TotalStats();
   report.retirements = stats.retirements;
+  report.timestamps_rejected = stats.timestamps_rejected;
   report.ae_keys_repaired = stats.ae_keys_repaired;
   report.intervals_rejected = stats.intervals_rejected;
   std::uint64_t bytes = 0;
@@ -616,7 +694,8 @@ const std::vector<NamedWorkload>& Workloads() {
        &CartWrite},
       {"set", "OrSet<string>: adds and observed removes", &SetWrite},
       {"counter", "GCounter increments, PnCounter increments and decrements", &CounterWrite},
-      {"mixed", "all of the above (half carts)", &MixedWrite},
+      {"lww", "LwwRegister<string> writes stamped by the node's hybrid logical clock", &LwwWrite},
+      {"mixed", "all of the above (45% carts, 25% sets, 15% registers, 15% counters)", &MixedWrite},
   };
   return workloads;
 }
@@ -652,6 +731,11 @@ std::string ReplayCommand(const SimulationOptions& o) {
   if (o.crashes != d.crashes) out << " --crashes " << o.crashes;
   if (o.wipes != d.wipes) out << " --wipes " << o.wipes;
   if (o.rollbacks != d.rollbacks) out << " --rollbacks " << o.rollbacks;
+  if (o.skew_ms != d.skew_ms) out << " --skew-ms " << o.skew_ms;
+  if (o.clock_jumps != d.clock_jumps) out << " --clock-jumps " << o.clock_jumps;
+  if (o.jump_ms != d.jump_ms) out << " --jump-ms " << o.jump_ms;
+  if (o.hlc_max_offset_ms != d.hlc_max_offset_ms)
+    out << " --hlc-max-offset-ms " << o.hlc_max_offset_ms;
   if (o.workload != d.workload) out << " --workload " << o.workload;
   if (o.writes != d.writes) out << " --writes " << o.writes;
   if (o.keys != d.keys) out << " --keys " << o.keys;

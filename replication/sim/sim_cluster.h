@@ -40,6 +40,7 @@
 
 #include "crdt/codec/codec.h"
 #include "crdt/codec/registry.h"
+#include "crdt/hlc.h"
 #include "replication/node.h"
 
 namespace converge::replication::sim {
@@ -58,6 +59,14 @@ struct SimulationOptions {
   int crashes = 0;     // a node crashes and restarts with its data
   int wipes = 0;       // ... restarts with its data directory lost
   int rollbacks = 0;   // ... restarts with its data directory rolled back
+  // Clocks: each node's wall clock is off by up to ±skew_ms, and
+  // `clock_jumps` times a node's wall clock jumps back by jump_ms. Nodes
+  // refuse last-writer-wins timestamps more than hlc_max_offset_ms ahead of
+  // their own clock (until their clock catches up).
+  std::uint64_t skew_ms = 0;
+  int clock_jumps = 0;
+  std::uint64_t jump_ms = 3'600'000;
+  std::uint64_t hlc_max_offset_ms = crdt::Hlc::kDefaultMaxOffsetMs;
   // The workload: `writes` writes at random times in the fault window, to
   // random live nodes, over `keys` keys. Consistency: local, with
   // `majority_percent` % majority and `all_percent` % all writes.
@@ -87,7 +96,9 @@ struct SimulationReport {
   std::uint64_t faults_injected = 0;  // partitions + crashes + wipes + rollbacks done
   std::uint64_t partitions = 0, crashes = 0, wipes = 0, rollbacks = 0;
   std::uint64_t retirements = 0;  // new incarnations, summed over nodes
-  std::uint64_t keys = 0;         // keys in the converged state
+  std::uint64_t clock_jumps = 0;
+  std::uint64_t timestamps_rejected = 0;  // far-future LWW writes refused (for a while)
+  std::uint64_t keys = 0;                 // keys in the converged state
   std::uint64_t bytes_per_node = 0;
   std::uint64_t frames_delivered = 0;
   std::uint64_t ae_keys_repaired = 0;
@@ -112,6 +123,11 @@ struct Write {
     // Called once the node answered (the simulation checks, at that moment,
     // that a majority/all write is held by as many stores as it claims).
     std::function<void()> on_done;
+    // Optional, set by the workload: a check of the converged state of the
+    // key for this (acknowledged) write, beyond "its delta is below the
+    // state" — a violation's description, or nullopt. (The LWW workload
+    // checks causality: a write that observed the winner must have won.)
+    std::function<std::optional<std::string>(const std::optional<std::string>& state)> check;
   };
   std::string key;
   std::function<void(Node& node, WriteConsistency consistency, std::shared_ptr<Record> record)>
@@ -165,7 +181,8 @@ struct NamedWorkload {
 
 // The built-in workloads: "cart" (OrMap<string, CausalCounter>: add, set,
 // remove and clear lines), "set" (OrSet<string> adds and removes),
-// "counter" (GCounter and PnCounter) and "mixed" (all of them).
+// "counter" (GCounter and PnCounter), "lww" (LwwRegister<string> stamped by
+// the node's hybrid clock) and "mixed" (all of them).
 const std::vector<NamedWorkload>& Workloads();
 
 // Runs one simulation. `workload` empty: the built-in one named by

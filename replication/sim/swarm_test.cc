@@ -31,6 +31,9 @@ struct Mix {
   int crashes = 0;
   int wipes = 0;
   int rollbacks = 0;
+  std::uint64_t skew_ms = 0;
+  int clock_jumps = 0;
+  std::uint64_t hlc_max_offset_ms = crdt::Hlc::kDefaultMaxOffsetMs;
 };
 
 const Mix kMixes[] = {
@@ -46,6 +49,12 @@ const Mix kMixes[] = {
     {"wiped", 0.05, 0, false, 1, 1, 2},
     {"rolled_back", 0.05, 0, true, 1, 1, 0, 2},
     {"everything", 0.30, 0.50, true, 3, 1, 1, 1},
+    // TESTPLAN R12: clocks ±1 h apart and stepped back an hour, within what
+    // nodes accept: last-writer-wins must follow causality all the same.
+    {"clock_skew", 0.05, 0, true, 1, 1, 0, 0, 3'600'000, 2, 3 * 3'600'000},
+    // ... and clocks further apart than nodes accept: far-future writes are
+    // refused until the others' clocks catch up, then converge.
+    {"far_future", 0.05, 0, false, 0, 0, 0, 0, 6'000, 0, 1'000},
 };
 
 void PrintTo(const Mix& mix, std::ostream* os) { *os << mix.name; }
@@ -67,6 +76,9 @@ SimulationOptions OptionsFor(const Mix& mix, std::uint64_t seed) {
   o.crashes = mix.crashes;
   o.wipes = mix.wipes;
   o.rollbacks = mix.rollbacks;
+  o.skew_ms = mix.skew_ms;
+  o.clock_jumps = mix.clock_jumps;
+  o.hlc_max_offset_ms = mix.hlc_max_offset_ms;
   o.writes = 120;
   o.keys = 6;
   o.fault_window_ms = 12'000;
@@ -81,7 +93,7 @@ TEST_P(SwarmTest, EverySeedConvergesWithoutLosingAcknowledgedWrites) {
   const int seeds = EnvInt("CONVERGE_SWARM_SEEDS", 25);
   const std::uint64_t first = static_cast<std::uint64_t>(EnvInt("CONVERGE_SWARM_FIRST_SEED", 1));
   std::vector<std::uint64_t> rounds;
-  std::uint64_t faults = 0, acked = 0, lost_with_data = 0, retirements = 0;
+  std::uint64_t faults = 0, acked = 0, lost_with_data = 0, retirements = 0, refused = 0;
   for (std::uint64_t seed = first; seed < first + static_cast<std::uint64_t>(seeds); ++seed) {
     const SimulationOptions options = OptionsFor(mix, seed);
     const SimulationReport r = RunSimulation(options);
@@ -96,15 +108,20 @@ TEST_P(SwarmTest, EverySeedConvergesWithoutLosingAcknowledgedWrites) {
     acked += r.writes_acked;
     lost_with_data += r.writes_lost_with_data;
     retirements += r.retirements;
+    refused += r.timestamps_rejected;
     if (mix.partitions > 0 || mix.crashes > 0 || mix.wipes > 0 || mix.rollbacks > 0) {
       EXPECT_GT(r.faults_injected, 0u) << "no fault was injected: " << r.replay;
     }
+  }
+  if (mix.skew_ms > mix.hlc_max_offset_ms) {
+    EXPECT_GT(refused, 0u) << "clocks further apart than accepted, yet no timestamp was refused";
   }
   std::sort(rounds.begin(), rounds.end());
   // One line per mix, for docs/reliability.md.
   std::cout << "swarm " << mix.name << ": seeds " << seeds << ", faults " << faults
             << ", writes acknowledged " << acked << ", lost 0, lost with their only copy "
-            << lost_with_data << ", retirements " << retirements << ", rounds p50 "
+            << lost_with_data << ", retirements " << retirements
+            << ", far-future timestamps refused " << refused << ", rounds p50 "
             << rounds[rounds.size() / 2] << " max " << rounds.back() << '\n';
 }
 

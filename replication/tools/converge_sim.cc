@@ -40,6 +40,8 @@ nlohmann::json ToJson(const SimulationOptions& o, const SimulationReport& r) {
   j["wipes"] = r.wipes;
   j["rollbacks"] = r.rollbacks;
   j["retirements"] = r.retirements;
+  j["clock_jumps"] = r.clock_jumps;
+  j["timestamps_rejected"] = r.timestamps_rejected;
   j["keys"] = r.keys;
   j["bytes_per_node"] = r.bytes_per_node;
   j["frames_delivered"] = r.frames_delivered;
@@ -113,6 +115,19 @@ int main(int argc, char** argv) {
                  "crash and restart episodes with the data directory rolled back to an older copy")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
+  app.add_option("--skew-ms", o.skew_ms, "each node's wall clock off by up to this much (±)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{86'400'000}));
+  app.add_option("--clock-jumps", o.clock_jumps, "wall clocks stepped back, at random times")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--jump-ms", o.jump_ms, "how far back a clock jump goes")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{86'400'000}));
+  app.add_option("--hlc-max-offset-ms", o.hlc_max_offset_ms,
+                 "nodes refuse LWW timestamps further ahead of their clock than this")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{86'400'000}));
   std::string workloads;
   for (const auto& w : converge::replication::sim::Workloads()) {
     workloads += "\n  " + w.name + ": " + w.description;

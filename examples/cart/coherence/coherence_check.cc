@@ -3,13 +3,17 @@
 // and can repair by pushing joins; with --watch it is the standing coherence
 // service exporting Prometheus metrics. docs/coherence.md is the manual.
 //
-// Exit status: 0 coherent (or only converging divergence), 1 something needs
-// a person, 2 bad flags. --watch runs until SIGINT/SIGTERM and exits 0.
+// Exit status: 0 nothing needs a person (coherent, or only converging
+// divergence), 1 something in the data needs a person, 2 on error (bad
+// flags, --metrics cannot listen, or the scan could not be done and found no
+// data problem). --watch SECONDS runs until SIGINT/SIGTERM and exits 0.
+// Progress of a scan past 10,000 keys goes to stderr; reports to stdout.
 
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -17,8 +21,10 @@
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -40,7 +46,31 @@ extern "C" void OnSignal(int) { g_stop.store(true); }
 int BadFlag(const std::string& message) {
   std::cerr << "coherence-check: " << message << "\n"
             << "Run with --help for the flags.\n";
-  return 2;
+  return converge::cart::coherence::kExitError;
+}
+
+// The flags of the draft, named in the message that refuses them.
+std::optional<std::string> ReplacedFlag(std::string_view arg) {
+  const std::string_view name = arg.substr(0, arg.find('='));
+  if (name == "--grace-ms") return "--grace-ms was replaced by --grace SECONDS (e.g. --grace 0.5)";
+  if (name == "--interval-ms") {
+    return "--interval-ms was replaced by --watch SECONDS (the interval, e.g. --watch 30)";
+  }
+  return std::nullopt;
+}
+
+// The value of a flag in seconds, within [min, max]; nullopt after telling
+// why not.
+std::optional<std::chrono::steady_clock::duration> Seconds(const std::string& flag,
+                                                           const std::string& text, double min,
+                                                           double max, const char* what) {
+  const std::optional<double> v = converge::cart::coherence::ParseSeconds(text);
+  if (!v || *v < min || *v > max) {
+    BadFlag(flag + " " + converge::cart::coherence::Printable(text, 40) + ": expected " + what);
+    return std::nullopt;
+  }
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(*v));
 }
 
 double UnixNow() {
@@ -68,11 +98,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> node_flags;
   bool discover = false;
   std::string prefix{converge::cart::kKeyPrefix};
-  std::uint64_t grace_ms = 2000;
+  std::string grace_text = "2";
   bool json = false;
   bool repair = false;
-  bool watch = false;
-  std::uint64_t interval_ms = 5000;
+  std::string watch_text;
   std::string metrics_address;
   std::uint64_t timeout_ms = 5000;
   bool digests_only = false;
@@ -84,18 +113,21 @@ int main(int argc, char** argv) {
   app.add_flag("--discover", discover,
                "also scan the members /cluster lists (not those that left)");
   app.add_option("--prefix", prefix, "scan the keys starting with this (default cart:)");
-  app.add_option("--grace-ms", grace_ms, "report a key only once it has differed this long")
-      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{86'400'000}));
+  app.add_option("--grace", grace_text,
+                 "report a key only once it has differed this many seconds (0-86400, fractions "
+                 "allowed; default 2)")
+      ->type_name("SECONDS");
   app.add_flag("--json", json, "print the report as one JSON object (per scan with --watch)");
   app.add_flag("--repair", repair,
                "push the join to nodes that are behind or concurrent (POST /internal/merge)");
-  auto* watch_flag = app.add_flag("--watch", watch, "scan again and again until SIGINT/SIGTERM");
-  app.add_option("--interval-ms", interval_ms, "with --watch: pause between scans")
-      ->check(CLI::Range(std::uint64_t{10}, std::uint64_t{86'400'000}))
-      ->needs(watch_flag);
+  auto* watch_option = app.add_option("--watch", watch_text,
+                                      "scan again every SECONDS (0.01-86400, fractions allowed) "
+                                      "until SIGINT/SIGTERM: the standing service")
+                           ->type_name("SECONDS");
   app.add_option("--metrics", metrics_address,
                  "with --watch: serve Prometheus metrics on HOST:PORT (/metrics)")
-      ->needs(watch_flag);
+      ->type_name("HOST:PORT")
+      ->needs(watch_option);
   app.add_option("--timeout-ms", timeout_ms, "per HTTP request, connect included")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{600'000}));
   app.add_flag("--digests-only", digests_only,
@@ -108,6 +140,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-state-bytes", max_state_bytes, "refuse a state larger than this")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{256u << 20}));
 
+  for (int i = 1; i < argc; ++i) {
+    if (const auto why = ReplacedFlag(argv[i])) return BadFlag(*why);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -118,6 +153,17 @@ int main(int argc, char** argv) {
     return BadFlag(e.what());
   }
 
+  const auto grace =
+      Seconds("--grace", grace_text, 0, 86'400, "seconds from 0 to 86400 (e.g. 0.5)");
+  if (!grace) return coh::kExitError;
+  const bool watch = !watch_option->empty();
+  std::chrono::steady_clock::duration interval{0};
+  if (watch) {
+    const auto every =
+        Seconds("--watch", watch_text, 0.01, 86'400, "seconds from 0.01 to 86400 (e.g. 30)");
+    if (!every) return coh::kExitError;
+    interval = *every;
+  }
   if (node_flags.empty()) return BadFlag("give at least one --node http://HOST:PORT");
   if (prefix.size() > coh::kMaxKeyBytes) return BadFlag("--prefix is too long");
   std::vector<HostPort> addresses;
@@ -143,7 +189,7 @@ int main(int argc, char** argv) {
   for (const HostPort& a : addresses) nodes.push_back({a, coh::MakeHttpNodeApi(a, http)});
   coh::ScanOptions options;
   options.prefix = prefix;
-  options.grace = std::chrono::milliseconds(grace_ms);
+  options.grace = *grace;
   options.wait_for_grace = !watch;
   options.repair = repair;
   options.read_equal_states = !digests_only;
@@ -152,6 +198,8 @@ int main(int argc, char** argv) {
   options.max_keys = max_keys;
   coh::ScanEnvironment env;
   env.connect = [http](const HostPort& a) { return coh::MakeHttpNodeApi(a, http); };
+  // Progress of large scans on stderr: stdout holds only the reports.
+  env.progress = [](const coh::ScanProgress& p) { std::cerr << coh::ProgressLine(p) << "\n"; };
   coh::Scanner scanner(std::move(nodes), options, env);
 
   if (!watch) {
@@ -192,9 +240,11 @@ int main(int argc, char** argv) {
                 << coh::RenderHuman(report);
     }
     std::cout.flush();
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(interval_ms);
-    while (!g_stop.load() && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const auto until = std::chrono::steady_clock::now() + interval;
+    for (auto now = std::chrono::steady_clock::now(); !g_stop.load() && now < until;
+         now = std::chrono::steady_clock::now()) {
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          until - now, std::chrono::milliseconds(50)));
     }
   }
   return 0;

@@ -6,6 +6,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -426,6 +428,20 @@ TEST(Text, PrintableEscapesWhatATerminalShouldNotSee) {
   EXPECT_EQ(Printable(std::string(300, 'a'), 10), "aaaaaaaaaa...");
 }
 
+TEST(Text, SecondsAsFlagsGiveThem) {
+  EXPECT_EQ(ParseSeconds("2"), 2.0);
+  EXPECT_EQ(ParseSeconds("0"), 0.0);
+  EXPECT_EQ(ParseSeconds("0.5"), 0.5);
+  EXPECT_EQ(ParseSeconds(".25"), 0.25);
+  EXPECT_EQ(ParseSeconds("30."), 30.0);
+  EXPECT_EQ(ParseSeconds("0.01"), 0.01);
+  EXPECT_EQ(ParseSeconds("86400"), 86400.0);
+  for (const char* bad : {"", ".", "-1", "+1", "1e3", "inf", "nan", "0x10", " 1", "1 ", "1..2",
+                          "1.2.3", "2s", "1,5"}) {
+    EXPECT_FALSE(ParseSeconds(bad).has_value()) << bad;
+  }
+}
+
 TEST(Wire, NodeAddresses) {
   EXPECT_EQ(*ParseNodeAddress("http://127.0.0.1:8081"), (HostPort{"127.0.0.1", 8081}));
   EXPECT_EQ(*ParseNodeAddress("127.0.0.1:8081"), (HostPort{"127.0.0.1", 8081}));
@@ -545,6 +561,10 @@ TEST(Report, OutcomesAndExitCodes) {
   EXPECT_EQ(OutcomeOf(r), Outcome::kClean);
   EXPECT_EQ(ExitCode(r), 0);
   EXPECT_NE(RenderHuman(r).find("result: clean"), std::string::npos);
+  r.grace_seconds = 0.25;
+  EXPECT_NE(RenderHuman(r).find("grace 0.25 s\n"), std::string::npos) << RenderHuman(r);
+  r.grace_seconds = 2;
+  EXPECT_NE(RenderHuman(r).find("grace 2 s\n"), std::string::npos) << RenderHuman(r);
 
   r.divergent.push_back(Finding(KeyClass::kBehind));
   EXPECT_EQ(OutcomeOf(r), Outcome::kConverging);
@@ -560,9 +580,7 @@ TEST(Report, OutcomesAndExitCodes) {
   EXPECT_EQ(ExitCode(unexplainable), 1);
   EXPECT_EQ(NeedsPersonReasons(unexplainable), std::vector<std::string>{"1 unexplainable key"});
 
-  Report unreachable = CleanReport();
-  unreachable.nodes[1].reachable = false;
-  EXPECT_EQ(ExitCode(unreachable), 1);
+  EXPECT_TRUE(ScanErrors(unexplainable).empty());
 
   Report domain = CleanReport();
   domain.domain.push_back(DomainFinding{kKey, {"n1"}, {"too many"}});
@@ -574,13 +592,54 @@ TEST(Report, OutcomesAndExitCodes) {
   failed.repairs_failed = 1;
   EXPECT_EQ(ExitCode(failed), 1);
 
-  Report none = CleanReport();
-  none.nodes.clear();
-  EXPECT_EQ(ExitCode(none), 1);
-
   Report shared = CleanReport();
   shared.cluster_problems.push_back("nodes n1 and n2 share replica id");
   EXPECT_EQ(ExitCode(shared), 1);
+
+  // A scan that could not be done is an error (2), unless the data it did
+  // read needs a person (1).
+  Report unreachable = CleanReport();
+  unreachable.nodes[1].reachable = false;
+  EXPECT_EQ(OutcomeOf(unreachable), Outcome::kNeedsPerson);
+  EXPECT_EQ(ExitCode(unreachable), 2);
+  EXPECT_EQ(ScanErrors(unreachable), std::vector<std::string>{"1 node unreachable"});
+  EXPECT_TRUE(NeedsPersonReasons(unreachable).empty());
+  EXPECT_NE(RenderHuman(unreachable).find("needs-attention (scan incomplete: 1 node unreachable)"),
+            std::string::npos)
+      << RenderHuman(unreachable);
+  unreachable.divergent.push_back(Finding(KeyClass::kBehind));
+  EXPECT_EQ(ExitCode(unreachable), 2);  // converging is no data problem
+  unreachable.domain.push_back(DomainFinding{kKey, {"n1"}, {"too many"}});
+  EXPECT_EQ(ExitCode(unreachable), 1);  // both: the data wins
+
+  Report none = CleanReport();
+  none.nodes.clear();
+  EXPECT_EQ(ExitCode(none), 2);
+  EXPECT_EQ(ScanErrors(none), std::vector<std::string>{"no node to read"});
+
+  Report all_down = CleanReport();
+  for (NodeSummary& n : all_down.nodes) n.reachable = false;
+  EXPECT_EQ(ExitCode(all_down), 2);
+  EXPECT_EQ(ScanErrors(all_down), std::vector<std::string>{"2 nodes unreachable"});
+
+  EXPECT_EQ(kExitOk, 0);
+  EXPECT_EQ(kExitNeedsPerson, 1);
+  EXPECT_EQ(kExitError, 2);
+}
+
+TEST(Report, JsonExitCodeIsTheProcesses) {
+  Report r = CleanReport();
+  EXPECT_EQ(nlohmann::json::parse(RenderJson(r))["exit_code"], 0);
+  r.nodes[0].reachable = false;
+  nlohmann::json j = nlohmann::json::parse(RenderJson(r));
+  EXPECT_EQ(j["result"], "needs-attention");
+  EXPECT_EQ(j["exit_code"], 2);
+  EXPECT_EQ(j["scan_errors"], nlohmann::json::array({"1 node unreachable"}));
+  EXPECT_EQ(j["needs_person"], nlohmann::json::array());
+  r.divergent.push_back(Finding(KeyClass::kUnexplainable));
+  j = nlohmann::json::parse(RenderJson(r));
+  EXPECT_EQ(j["exit_code"], 1);
+  EXPECT_EQ(j["needs_person"], nlohmann::json::array({"1 unexplainable key"}));
 }
 
 TEST(Report, JsonCarriesEveryField) {
@@ -605,8 +664,8 @@ TEST(Report, JsonCarriesEveryField) {
   EXPECT_EQ(j["divergent"][0]["nodes"][1]["class"], "unexplainable");
   EXPECT_EQ(j["divergent"][0]["nodes"][0]["lines"][0]["quantity"], 2);
   EXPECT_EQ(j["domain"][0]["nodes"][1], "n2");
-  for (const char* field :
-       {"needs_person", "prefix", "grace_seconds", "cluster_problems", "repairs", "figures"}) {
+  for (const char* field : {"needs_person", "scan_errors", "prefix", "grace_seconds",
+                            "cluster_problems", "repairs", "figures"}) {
     EXPECT_TRUE(j.contains(field)) << field;
   }
   for (const char* field : {"scan_seconds", "grace_wait_seconds", "ms_per_1000_keys", "states_read",
@@ -853,16 +912,36 @@ TEST_F(ScanTest, CorruptionIsFoundOnItsNodeOnlyAndNeverRepaired) {
   EXPECT_TRUE(r.domain.empty());
 }
 
-TEST_F(ScanTest, UnreachableNodeNeedsAPerson) {
+TEST_F(ScanTest, UnreachableNodeIsAScanError) {
   Everywhere(kKey, Converged());
   fakes[2]->up = false;
   Scanner scanner = Make();
   const Report r = scanner.Scan();
-  EXPECT_EQ(ExitCode(r), 1);
+  EXPECT_EQ(ExitCode(r), 2);
+  EXPECT_EQ(OutcomeOf(r), Outcome::kNeedsPerson);
   EXPECT_FALSE(r.nodes[2].reachable);
   EXPECT_NE(r.nodes[2].error.find("refused"), std::string::npos);
   EXPECT_EQ(r.keys_equal, 1u);
   EXPECT_TRUE(r.divergent.empty());
+}
+
+TEST_F(ScanTest, NodeListingOutsideTheContractIsAScanError) {
+  for (int i = 0; i < 5; ++i) Everywhere("cart:c" + std::to_string(i), Converged());
+  options.max_keys = 4;  // every node lists more: outside what the scan accepts
+  Scanner scanner = Make();
+  const Report r = scanner.Scan();
+  EXPECT_EQ(ExitCode(r), 2) << RenderHuman(r);
+  EXPECT_EQ(ScanErrors(r), std::vector<std::string>{"3 nodes unreachable"});
+}
+
+TEST_F(ScanTest, UnreachableNodeAndCorruptionNeedAPerson) {
+  Everywhere(kKey, Converged());
+  fakes[1]->states[kKey] = WithAmount(Converged(), "apple", 99);
+  fakes[2]->up = false;
+  Scanner scanner = Make();
+  const Report r = scanner.Scan();
+  EXPECT_EQ(ExitCode(r), 1) << RenderHuman(r);
+  EXPECT_FALSE(ScanErrors(r).empty());
 }
 
 TEST_F(ScanTest, BrokenCartRuleOnAnAgreeingKeyNeedsAPerson) {
@@ -1012,6 +1091,175 @@ TEST_F(ScanTest, SharedReplicaIdsNeedAPerson) {
 }
 
 // ---------------------------------------------------------------------------
+// Progress of large scans
+
+// A node holding `count` keys cart:k<first>.. (zero-padded), every one the
+// same converged cart: cheap enough for key spaces past kProgressEvery.
+class SyntheticNode final : public NodeApi {
+ public:
+  SyntheticNode(std::string name, ReplicaId replica, int first, int count)
+      : name_(std::move(name)), replica_(replica), bytes_(codec::Encode(Converged())) {
+    for (int i = first; i < first + count; ++i) {
+      const std::string n = std::to_string(i);
+      keys_.push_back("cart:k" + std::string(8 - n.size(), '0') + n);
+    }
+  }
+  StatusOr<ClusterInfo> Cluster() override { return ClusterInfo{name_, replica_.value(), {}}; }
+  StatusOr<KeyPage> Keys(std::string_view prefix, std::string_view after,
+                         std::size_t limit) override {
+    KeyPage page;
+    auto it = std::upper_bound(keys_.begin(), keys_.end(), after,
+                               [](std::string_view a, const std::string& k) { return a < k; });
+    for (; it != keys_.end(); ++it) {
+      if (!std::string_view(*it).starts_with(prefix)) continue;
+      if (page.keys.size() == limit) {
+        page.next = *it;
+        break;
+      }
+      page.keys.push_back(KeyDigest{*it, StateDigest(bytes_)});
+    }
+    return page;
+  }
+  StatusOr<std::optional<StateAnswer>> State(std::string_view key) override {
+    if (!std::binary_search(keys_.begin(), keys_.end(), key, std::less<>())) {
+      return std::optional<StateAnswer>();
+    }
+    return std::optional(StateAnswer{bytes_, StateDigest(bytes_)});
+  }
+  StatusOr<MergeAnswer> Merge(std::string_view, std::string_view) override {
+    return Status(StatusCode::kFailedPrecondition, "404");
+  }
+
+ private:
+  std::string name_;
+  ReplicaId replica_;
+  std::string bytes_;
+  std::vector<std::string> keys_;
+};
+
+struct ProgressRun {
+  Report report;
+  std::vector<ScanProgress> calls;
+};
+
+// One scan of two synthetic nodes holding keys [first, first + count) each.
+// Their replica ids are not those of the carts' dots (kR1, kR2), so a key
+// one of them lacks is behind, not a dot beyond its issuer.
+ProgressRun ScanSynthetic(int first1, int count1, int first2, int count2) {
+  std::vector<Scanner::Node> nodes;
+  nodes.push_back({HostPort{"127.0.0.1", 8081},
+                   std::make_unique<SyntheticNode>("n1", ReplicaId{0x5555}, first1, count1)});
+  nodes.push_back({HostPort{"127.0.0.1", 8082},
+                   std::make_unique<SyntheticNode>("n2", ReplicaId{0x6666}, first2, count2)});
+  ProgressRun run;
+  ScanEnvironment env;
+  Clock::time_point now{std::chrono::hours(1)};
+  env.now = [&now] { return now += std::chrono::microseconds(10); };
+  env.sleep = [](Clock::duration) {};
+  env.progress = [&run](const ScanProgress& p) { run.calls.push_back(p); };
+  Scanner scanner(std::move(nodes), ScanOptions{}, env);
+  run.report = scanner.Scan();
+  return run;
+}
+
+std::vector<std::string> ProgressLines(const std::vector<ScanProgress>& calls) {
+  std::vector<std::string> out;
+  for (const ScanProgress& p : calls) {
+    std::string line = ProgressLine(p);
+    line.erase(line.rfind(" ("));  // the seconds vary
+    out.push_back(line);
+  }
+  return out;
+}
+
+TEST(Progress, LargeKeySpaceReportsListingReadingAndTheEnd) {
+  const ProgressRun run = ScanSynthetic(0, 25'000, 0, 25'000);
+  EXPECT_EQ(OutcomeOf(run.report), Outcome::kClean);
+  ASSERT_EQ(run.report.keys_scanned, 25'000u);
+  ASSERT_EQ(run.report.figures.states_read, 25'000u);
+  // Pages of 1,000: a line once a node passes 10,000 and 20,000 keys; one as
+  // reading starts, one per 10,000 states read; one at the end.
+  EXPECT_EQ(ProgressLines(run.calls),
+            (std::vector<std::string>{
+                "coherence-check: n1: 11000 keys listed",
+                "coherence-check: n1: 21000 keys listed",
+                "coherence-check: n2: 11000 keys listed",
+                "coherence-check: n2: 21000 keys listed",
+                "coherence-check: 25000 keys listed, reading states",
+                "coherence-check: 10000 states read, 9999 of 25000 keys judged",
+                "coherence-check: 20000 states read, 19999 of 25000 keys judged",
+                "coherence-check: scan done: 25000 keys, 25000 states read",
+            }));
+  for (std::size_t i = 1; i < run.calls.size(); ++i) {
+    EXPECT_GT(run.calls[i].seconds, run.calls[i - 1].seconds);
+  }
+  EXPECT_EQ(run.calls.back().stage, ScanProgress::Stage::kDone);
+}
+
+TEST(Progress, ManyKeysInAllButFewPerNodeReportReadingOnly) {
+  // 6,000 keys on each node, none in common: 12,000 keys in the scan.
+  const ProgressRun run = ScanSynthetic(0, 6'000, 6'000, 6'000);
+  ASSERT_EQ(run.report.keys_scanned, 12'000u);
+  EXPECT_EQ(run.report.keys_within_grace, 12'000u) << RenderHuman(run.report);
+  ASSERT_FALSE(run.calls.empty());
+  EXPECT_EQ(run.calls.front().stage, ScanProgress::Stage::kReading);
+  EXPECT_EQ(run.calls.front().keys, 12'000u);
+  EXPECT_EQ(run.calls.back().stage, ScanProgress::Stage::kDone);
+  for (const ScanProgress& p : run.calls) EXPECT_NE(p.stage, ScanProgress::Stage::kListing);
+  // Every key is absent on one node: read on both, and again after the
+  // grace wait.
+  EXPECT_EQ(run.report.figures.states_read, 48'000u);
+  EXPECT_EQ(ProgressLines(run.calls),
+            (std::vector<std::string>{
+                "coherence-check: 12000 keys listed, reading states",
+                "coherence-check: 10000 states read, 4999 of 12000 keys judged",
+                "coherence-check: 20000 states read, 9999 of 12000 keys judged",
+                "coherence-check: 30000 states read, after the grace wait 2999 of 12000 differing "
+                "keys read again",
+                "coherence-check: 40000 states read, after the grace wait 7999 of 12000 differing "
+                "keys read again",
+                "coherence-check: scan done: 12000 keys, 48000 states read",
+            }));
+}
+
+TEST(Progress, SmallScansStayQuiet) {
+  // Up to kProgressEvery keys: not a word, though 10,000 states are read.
+  const ProgressRun at_the_mark = ScanSynthetic(0, 10'000, 0, 10'000);
+  ASSERT_EQ(at_the_mark.report.keys_scanned, kProgressEvery);
+  ASSERT_EQ(at_the_mark.report.figures.states_read, kProgressEvery);
+  EXPECT_TRUE(at_the_mark.calls.empty()) << ProgressLines(at_the_mark.calls)[0];
+  EXPECT_TRUE(ScanSynthetic(0, 25, 0, 25).calls.empty());
+}
+
+TEST_F(ScanTest, ProgressIsOptionalAndQuietForASmallCluster) {
+  for (int i = 0; i < 25; ++i) Everywhere("cart:c" + std::to_string(i), Converged());
+  int calls = 0;
+  env.progress = [&calls](const ScanProgress&) { ++calls; };
+  Scanner scanner = Make();
+  EXPECT_EQ(OutcomeOf(scanner.Scan()), Outcome::kClean);
+  EXPECT_EQ(calls, 0);
+}
+
+TEST(Progress, LinesForAPerson) {
+  ScanProgress p;
+  p.stage = ScanProgress::Stage::kListing;
+  p.node = "n\x1b";
+  p.keys_listed = 11'000;
+  p.seconds = 1.25;
+  EXPECT_EQ(ProgressLine(p), "coherence-check: n\\x1b: 11000 keys listed (1.2 s)");
+  p.stage = ScanProgress::Stage::kDone;
+  p.keys = 30'000;
+  p.states_read = 30'002;
+  EXPECT_EQ(ProgressLine(p), "coherence-check: scan done: 30000 keys, 30002 states read (1.2 s)");
+  p.stage = ScanProgress::Stage::kRepairing;
+  p.differing = 400;
+  p.differing_done = 120;
+  EXPECT_EQ(
+      ProgressLine(p),
+      "coherence-check: 30002 states read, repairing: 120 of 400 differing keys done (1.2 s)");
+}
+
+// ---------------------------------------------------------------------------
 // Tracker and metrics
 
 TEST(DivergenceTracker, RemembersFirstSightingUntilCleared) {
@@ -1053,10 +1301,22 @@ TEST(Metrics, FollowTheReport) {
            "converge_coherence_repairs_total{result=\"ok\"} 2",
            "converge_coherence_repairs_total{result=\"failed\"} 1",
            "converge_coherence_needs_person 1",
+           "converge_coherence_scan_incomplete 1",
            "converge_coherence_divergence_resolved_seconds_count 1",
        }) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
   }
+}
+
+TEST(Metrics, UnreachableNodeIsAnIncompleteScanNotADataProblem) {
+  prometheus::Registry registry;
+  CoherenceMetrics metrics(registry);
+  Report r = CleanReport();
+  r.nodes[1].reachable = false;
+  metrics.Observe(r, {}, 1000);
+  const std::string text = prometheus::TextSerializer().Serialize(registry.Collect());
+  EXPECT_NE(text.find("converge_coherence_needs_person 0"), std::string::npos) << text;
+  EXPECT_NE(text.find("converge_coherence_scan_incomplete 1"), std::string::npos) << text;
 }
 
 }  // namespace

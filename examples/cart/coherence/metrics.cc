@@ -56,7 +56,9 @@ CoherenceMetrics::CoherenceMetrics(prometheus::Registry& r)
       repairs_failed_(Counter(r, "converge_coherence_repairs_total", "Joins pushed by --repair",
                               {{"result", "failed"}})),
       needs_person_(Gauge(r, "converge_coherence_needs_person",
-                          "1 when the last scan found something that needs a person")) {}
+                          "1 when the last scan found something in the data that needs a person")),
+      scan_incomplete_(Gauge(r, "converge_coherence_scan_incomplete",
+                             "1 when the last scan could not read every node")) {}
 
 void CoherenceMetrics::Observe(const Report& report,
                                const std::vector<std::chrono::steady_clock::duration>& resolved,
@@ -82,7 +84,8 @@ void CoherenceMetrics::Observe(const Report& report,
   const std::uint64_t failed = report.repairs_failed;
   repairs_ok_.Increment(static_cast<double>(report.repairs_attempted - failed));
   repairs_failed_.Increment(static_cast<double>(failed));
-  needs_person_.Set(OutcomeOf(report) == Outcome::kNeedsPerson ? 1 : 0);
+  needs_person_.Set(NeedsPersonReasons(report).empty() ? 0 : 1);
+  scan_incomplete_.Set(ScanErrors(report).empty() ? 0 : 1);
 }
 
 }  // namespace converge::cart::coherence

@@ -1,5 +1,5 @@
 // The Prometheus metrics of the standing coherence service
-// (coherence-check --watch --metrics HOST:PORT; docs/coherence.md,
+// (coherence-check --watch SECONDS --metrics HOST:PORT; docs/coherence.md,
 // "Metrics"). Gauges describe the last scan; counters and the histogram
 // accumulate over scans.
 //
@@ -50,6 +50,7 @@ class CoherenceMetrics {
   prometheus::Counter& repairs_ok_;
   prometheus::Counter& repairs_failed_;
   prometheus::Gauge& needs_person_;
+  prometheus::Gauge& scan_incomplete_;
 };
 
 }  // namespace converge::cart::coherence

@@ -20,6 +20,14 @@ std::string Fixed(double v, int digits) {
   return buffer;
 }
 
+// Up to three decimals, without trailing zeros: 2, 0.5, 0.25.
+std::string Short(double v) {
+  std::string out = Fixed(v, 3);
+  while (out.back() == '0') out.pop_back();
+  if (out.back() == '.') out.pop_back();
+  return out;
+}
+
 std::string Plural(std::uint64_t n, std::string_view one, std::string_view many) {
   return std::to_string(n) + " " + std::string(n == 1 ? one : many);
 }
@@ -72,10 +80,6 @@ std::uint64_t CountDivergent(const Report& report, KeyClass cls) {
 
 std::vector<std::string> NeedsPersonReasons(const Report& report) {
   std::vector<std::string> out;
-  const auto unreachable = static_cast<std::uint64_t>(std::count_if(
-      report.nodes.begin(), report.nodes.end(), [](const NodeSummary& n) { return !n.reachable; }));
-  if (report.nodes.empty()) out.push_back("no node to read");
-  if (unreachable > 0) out.push_back(Plural(unreachable, "node unreachable", "nodes unreachable"));
   for (const std::string& p : report.cluster_problems) out.push_back(p);
   const std::uint64_t unexplainable = CountDivergent(report, KeyClass::kUnexplainable);
   if (unexplainable > 0) {
@@ -91,8 +95,19 @@ std::vector<std::string> NeedsPersonReasons(const Report& report) {
   return out;
 }
 
+std::vector<std::string> ScanErrors(const Report& report) {
+  std::vector<std::string> out;
+  const auto unreachable = static_cast<std::uint64_t>(std::count_if(
+      report.nodes.begin(), report.nodes.end(), [](const NodeSummary& n) { return !n.reachable; }));
+  if (report.nodes.empty()) out.push_back("no node to read");
+  if (unreachable > 0) out.push_back(Plural(unreachable, "node unreachable", "nodes unreachable"));
+  return out;
+}
+
 Outcome OutcomeOf(const Report& report) {
-  if (!NeedsPersonReasons(report).empty()) return Outcome::kNeedsPerson;
+  if (!NeedsPersonReasons(report).empty() || !ScanErrors(report).empty()) {
+    return Outcome::kNeedsPerson;
+  }
   bool repaired_any = false;
   for (const KeyFinding& f : report.divergent) {
     if (f.after_repair == KeyClass::kEqual) {
@@ -104,13 +119,17 @@ Outcome OutcomeOf(const Report& report) {
   return repaired_any ? Outcome::kRepaired : Outcome::kClean;
 }
 
-int ExitCode(const Report& report) { return OutcomeOf(report) == Outcome::kNeedsPerson ? 1 : 0; }
+int ExitCode(const Report& report) {
+  if (!NeedsPersonReasons(report).empty()) return kExitNeedsPerson;
+  if (!ScanErrors(report).empty()) return kExitError;
+  return kExitOk;
+}
 
 std::string RenderHuman(const Report& r) {
   std::string out;
   out += "coherence-check: " + Plural(r.nodes.size(), "node", "nodes") + ", " +
          Plural(r.keys_scanned, "key", "keys") + " under prefix \"" + Printable(r.prefix) +
-         "\", grace " + Fixed(r.grace_seconds, 1) + " s\n";
+         "\", grace " + Short(r.grace_seconds) + " s\n";
   for (const NodeSummary& n : r.nodes) {
     out += "  " + (n.name.empty() ? std::string("?") : n.name) + "  " + n.address;
     if (n.replica) out += "  replica " + Hex16(*n.replica);
@@ -189,8 +208,12 @@ std::string RenderHuman(const Report& r) {
   out += "result: " + std::string(OutcomeName(outcome));
   if (outcome == Outcome::kNeedsPerson) {
     std::string reasons;
-    for (const std::string& why : NeedsPersonReasons(r))
+    for (const std::string& why : NeedsPersonReasons(r)) {
       reasons += (reasons.empty() ? "" : "; ") + why;
+    }
+    for (const std::string& why : ScanErrors(r)) {
+      reasons += (reasons.empty() ? "scan incomplete: " : "; scan incomplete: ") + why;
+    }
     out += " (" + reasons + ")";
   } else if (outcome == Outcome::kConverging) {
     out += " (every divergence is behind or concurrent: it will converge)";
@@ -252,6 +275,7 @@ std::string RenderJson(const Report& r) {
       {"result", OutcomeName(outcome)},
       {"exit_code", ExitCode(r)},
       {"needs_person", NeedsPersonReasons(r)},
+      {"scan_errors", ScanErrors(r)},
       {"prefix", r.prefix},
       {"grace_seconds", r.grace_seconds},
       {"nodes", std::move(nodes)},

@@ -76,15 +76,26 @@ enum class Outcome {
   kClean,        // nothing differs past the grace period, nothing is wrong
   kRepaired,     // what differed was pushed to equality by --repair
   kConverging,   // keys differ past grace, all behind or concurrent: will converge
-  kNeedsPerson,  // unexplainable or undecodable state, broken cart rule, node
-                 // unreachable, failed repair, cluster problem
+  kNeedsPerson,  // the data needs a person (NeedsPersonReasons), or the scan
+                 // could not be done (ScanErrors)
 };
 std::string_view OutcomeName(Outcome o);  // "clean", "repaired", "converging", "needs-attention"
 
 Outcome OutcomeOf(const Report& report);
-// What needs a person, one phrase each ("1 unexplainable key", ...).
+// What in the data needs a person, one phrase each ("1 unexplainable key",
+// a broken cart rule, a failed repair, a cluster problem such as a shared
+// replica id).
 std::vector<std::string> NeedsPersonReasons(const Report& report);
-// 0 unless OutcomeOf is kNeedsPerson (then 1).
+// Why the scan could not be done in full, one phrase each ("no node to
+// read", "1 node unreachable": no answer, or one outside the contract).
+std::vector<std::string> ScanErrors(const Report& report);
+
+// The exit status of coherence-check (docs/coherence.md, "Exit status").
+inline constexpr int kExitOk = 0;           // nothing needs a person
+inline constexpr int kExitNeedsPerson = 1;  // something in the data does
+inline constexpr int kExitError = 2;        // bad flags, or the scan could not be done
+// kExitNeedsPerson when NeedsPersonReasons is not empty (whatever the scan
+// errors), else kExitError when ScanErrors is not empty, else kExitOk.
 int ExitCode(const Report& report);
 // Counts of KeyFinding by class.
 std::uint64_t CountDivergent(const Report& report, KeyClass cls);

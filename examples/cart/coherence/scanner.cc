@@ -1,6 +1,7 @@
 #include "examples/cart/coherence/scanner.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <thread>
 #include <utility>
 
@@ -43,6 +44,43 @@ Clock::duration DivergenceTracker::Longest(Clock::time_point now) const {
   Clock::duration longest{0};
   for (const auto& [key, since] : since_) longest = std::max(longest, now - since);
   return longest;
+}
+
+// ---------------------------------------------------------------------------
+// Progress
+
+std::string ProgressLine(const ScanProgress& p) {
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, " (%.1f s)", p.seconds);
+  std::string out = "coherence-check: ";
+  switch (p.stage) {
+    case ScanProgress::Stage::kListing:
+      out += Printable(p.node) + ": " + std::to_string(p.keys_listed) + " keys listed";
+      break;
+    case ScanProgress::Stage::kReading:
+      if (p.states_read == 0) {
+        out += std::to_string(p.keys) + " keys listed, reading states";
+      } else {
+        out += std::to_string(p.states_read) + " states read, " + std::to_string(p.keys_judged) +
+               " of " + std::to_string(p.keys) + " keys judged";
+      }
+      break;
+    case ScanProgress::Stage::kRereading:
+      out += std::to_string(p.states_read) + " states read, after the grace wait " +
+             std::to_string(p.differing_done) + " of " + std::to_string(p.differing) +
+             " differing keys read again";
+      break;
+    case ScanProgress::Stage::kRepairing:
+      out += std::to_string(p.states_read) +
+             " states read, repairing: " + std::to_string(p.differing_done) + " of " +
+             std::to_string(p.differing) + " differing keys done";
+      break;
+    case ScanProgress::Stage::kDone:
+      out += "scan done: " + std::to_string(p.keys) + " keys, " + std::to_string(p.states_read) +
+             " states read";
+      break;
+  }
+  return out + seconds;
 }
 
 // ---------------------------------------------------------------------------
@@ -152,11 +190,18 @@ std::vector<Scanner::Active> Scanner::Membership(Report& report) {
   return active;
 }
 
+void Scanner::Progress(ScanProgress progress) {
+  if (!env_.progress || !current_.large) return;
+  progress.seconds = Seconds(env_.now() - current_.start);
+  env_.progress(progress);
+}
+
 void Scanner::ListKeys(Active& node,
                        std::map<std::string, std::vector<std::optional<std::uint64_t>>>& keys,
                        std::size_t index, std::size_t count) {
   std::string after;
   std::uint64_t total = 0;
+  std::uint64_t marks_reported = 0;  // progress: multiples of kProgressEvery passed
   for (;;) {
     StatusOr<KeyPage> page = node.api->Keys(options_.prefix, after, options_.page_limit);
     if (!page.ok()) {
@@ -174,6 +219,15 @@ void Scanner::ListKeys(Active& node,
       digests[index] = k.digest;
     }
     node.summary.keys = total;
+    if (total > kProgressEvery && (total - 1) / kProgressEvery > marks_reported) {
+      marks_reported = (total - 1) / kProgressEvery;
+      current_.large = true;
+      ScanProgress p;
+      p.stage = ScanProgress::Stage::kListing;
+      p.node = node.summary.name.empty() ? node.summary.address : node.summary.name;
+      p.keys_listed = total;
+      Progress(std::move(p));
+    }
     if (!page->next) return;
     std::string next = page->keys.empty() ? *page->next : page->keys.back().key;
     if (next <= after) {
@@ -187,6 +241,10 @@ void Scanner::ListKeys(Active& node,
 NodeRead Scanner::ReadOne(Active& node, const std::string& key) {
   if (!node.summary.reachable) return NodeRead::Unreachable(node.summary.error);
   ++states_read_;
+  if ((states_read_ - current_.states_before) % kProgressEvery == 0) {
+    current_.where.states_read = states_read_ - current_.states_before;
+    Progress(current_.where);
+  }
   StatusOr<std::optional<StateAnswer>> answer = node.api->State(key);
   if (answer.ok()) {
     if (!*answer) return NodeRead::Absent();
@@ -252,6 +310,7 @@ Report Scanner::Scan() {
   const NodeApi::Traffic traffic_before = traffic();
   const std::uint64_t states_before = states_read_;
   resolved_.clear();
+  current_ = Current{start, states_before, false, {}};
 
   Report report;
   report.prefix = options_.prefix;
@@ -264,6 +323,10 @@ Report Scanner::Scan() {
     if (nodes[i].summary.reachable) ListKeys(nodes[i], keys, i, n);
   }
   const Clock::time_point listed = env_.now();
+  current_.where.stage = ScanProgress::Stage::kReading;
+  current_.where.keys = keys.size();
+  if (keys.size() > kProgressEvery) current_.large = true;
+  Progress(current_.where);
 
   std::vector<NodeId> ids;
   for (const Active& a : nodes) {
@@ -292,6 +355,7 @@ Report Scanner::Scan() {
   std::vector<Differing> differing;
   std::set<std::string> still;  // keys still differing at the end
   for (auto& [key, digests] : keys) {
+    current_.where.keys_judged = report.keys_scanned;
     ++report.keys_scanned;
     digests.resize(n);
     std::optional<std::uint64_t> common;
@@ -341,9 +405,13 @@ Report Scanner::Scan() {
     differing.push_back(Differing{key, std::move(c), tracker_.Mark(key, listed)});
   }
 
+  current_.where.keys_judged = report.keys_scanned;
+  current_.where.differing = differing.size();
+
   // One-shot: wait out the grace period of what differs, then look again.
   double waited = 0;
   if (options_.wait_for_grace && options_.grace.count() > 0) {
+    current_.where.stage = ScanProgress::Stage::kRereading;
     Clock::time_point latest = listed;
     for (const Differing& d : differing) latest = std::max(latest, d.since + options_.grace);
     const Clock::time_point before_wait = env_.now();
@@ -352,6 +420,7 @@ Report Scanner::Scan() {
       waited = Seconds(env_.now() - before_wait);
     }
     for (Differing& d : differing) {
+      current_.where.differing_done = static_cast<std::uint64_t>(&d - differing.data());
       if (d.since + options_.grace <= listed) continue;  // already past grace when read
       d.c = ReadAndClassify(nodes, ids, d.key);
       if (d.c.cls == KeyClass::kEqual) {
@@ -363,7 +432,9 @@ Report Scanner::Scan() {
       }
     }
   }
+  current_.where.stage = ScanProgress::Stage::kRepairing;  // reads only with --repair
   for (Differing& d : differing) {
+    current_.where.differing_done = static_cast<std::uint64_t>(&d - differing.data());
     if (d.done) continue;
     AddDomainFindings(report, d.key, d.c, ids);
     const Clock::duration age = env_.now() - d.since;
@@ -399,6 +470,14 @@ Report Scanner::Scan() {
   fig.requests = traffic_after.requests - traffic_before.requests;
   fig.bytes_received = traffic_after.bytes_received - traffic_before.bytes_received;
   fig.max_divergence_seconds = Seconds(tracker_.Longest(end));
+  {
+    ScanProgress p;
+    p.stage = ScanProgress::Stage::kDone;
+    p.keys = report.keys_scanned;
+    p.keys_judged = report.keys_scanned;
+    p.states_read = fig.states_read;
+    Progress(std::move(p));
+  }
   return report;
 }
 

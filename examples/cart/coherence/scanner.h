@@ -7,7 +7,8 @@
 // every node and classified (classify.h); a key whose digests agree is read
 // from one node (taken in turn) for the cart rules. A key still differing
 // after the grace period is reported; with repair, the join is pushed to the
-// nodes that are behind or concurrent and the key is read again.
+// nodes that are behind or concurrent and the key is read again. A scan of
+// more than kProgressEvery keys reports its progress (ScanEnvironment).
 //
 // Not thread-safe; the NodeApi objects are used from the calling thread.
 
@@ -16,6 +17,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -51,7 +53,7 @@ class DivergenceTracker {
 
 struct ScanOptions {
   std::string prefix{kKeyPrefix};
-  std::chrono::milliseconds grace{2000};
+  Clock::duration grace = std::chrono::seconds(2);
   // One-shot mode: a key differing within the grace period is read again
   // once the period has passed (the scan waits). Watch mode: it is carried
   // to the next scan by the tracker instead.
@@ -66,12 +68,43 @@ struct ScanOptions {
   std::size_t max_keys = 1'000'000;  // per node; more is refused as an answer
 };
 
+// Progress is reported only by a scan that has passed this many keys (on
+// one node, or in all), every this many keys listed by a node and every this
+// many states read, plus once when the scan ends.
+inline constexpr std::uint64_t kProgressEvery = 10'000;
+
+// Where a large scan is (ScanEnvironment::progress).
+struct ScanProgress {
+  enum class Stage {
+    kListing,    // `node` has listed `keys_listed` keys so far
+    kReading,    // the first reading: `keys_judged` of `keys` keys judged
+    kRereading,  // one-shot, after the grace wait: `differing_done` of
+                 // `differing` differing keys read again
+    kRepairing,  // --repair: `differing_done` of `differing` keys done
+    kDone,       // the scan is over: `keys` keys, `states_read` states read
+  };
+  Stage stage = Stage::kListing;
+  std::string node;  // kListing: the node's name (or address)
+  std::uint64_t keys_listed = 0;
+  std::uint64_t keys = 0;  // from kReading on: the keys of the scan (all nodes)
+  std::uint64_t keys_judged = 0;
+  std::uint64_t differing = 0;  // kRereading, kRepairing: keys found differing
+  std::uint64_t differing_done = 0;
+  std::uint64_t states_read = 0;  // in this scan, from kReading on
+  double seconds = 0;             // since the scan began
+};
+// One line for a person, without a newline ("coherence-check: ...").
+std::string ProgressLine(const ScanProgress& progress);
+
 // The environment a scan runs in, injectable for tests.
 struct ScanEnvironment {
   std::function<Clock::time_point()> now = [] { return Clock::now(); };
   std::function<void(Clock::duration)> sleep;  // default: std::this_thread::sleep_for
   // Makes the API of a node found through discovery.
   std::function<std::unique_ptr<NodeApi>(const HostPort&)> connect;
+  // Told the progress of a scan past kProgressEvery keys (none by default;
+  // coherence-check prints it on stderr).
+  std::function<void(const ScanProgress&)> progress;
 };
 
 class Scanner {
@@ -101,6 +134,7 @@ class Scanner {
                                  const std::string& key);
   void Repair(std::vector<Active>& nodes, const std::vector<NodeId>& ids, KeyFinding& finding,
               Report& report);
+  void Progress(ScanProgress progress);
 
   struct Known {
     HostPort address;
@@ -114,6 +148,14 @@ class Scanner {
   std::vector<Clock::duration> resolved_;
   std::uint64_t states_read_ = 0;
   std::size_t next_reader_ = 0;  // which node reads the next agreeing key
+  // The scan under way, for its progress.
+  struct Current {
+    Clock::time_point start;
+    std::uint64_t states_before = 0;  // states_read_ when it began
+    bool large = false;               // past kProgressEvery keys: progress is reported
+    ScanProgress where;               // the stage and counts the next report gives
+  };
+  Current current_;
 };
 
 }  // namespace converge::cart::coherence

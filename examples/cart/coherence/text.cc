@@ -1,6 +1,8 @@
 #include "examples/cart/coherence/text.h"
 
 #include <array>
+#include <charconv>
+#include <cmath>
 
 namespace converge::cart::coherence {
 
@@ -171,6 +173,28 @@ std::string Printable(std::string_view text, std::size_t max_bytes) {
   }
   if (cut) out += "...";
   return out;
+}
+
+std::optional<double> ParseSeconds(std::string_view text) {
+  std::size_t digits = 0;
+  std::size_t dots = 0;
+  for (const char c : text) {
+    if (c >= '0' && c <= '9') {
+      ++digits;
+    } else if (c == '.') {
+      ++dots;
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (digits == 0 || dots > 1 || text.size() > 32) return std::nullopt;
+  double v = 0;
+  const auto [end, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), v, std::chars_format::fixed);
+  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v)) {
+    return std::nullopt;
+  }
+  return v;
 }
 
 }  // namespace converge::cart::coherence

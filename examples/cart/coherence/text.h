@@ -1,5 +1,5 @@
 // Small text helpers of coherence-check: hexadecimal digests, strict
-// base64, and making untrusted bytes safe to print.
+// base64, making untrusted bytes safe to print, and durations in flags.
 
 #ifndef CONVERGE_EXAMPLES_CART_COHERENCE_TEXT_H_
 #define CONVERGE_EXAMPLES_CART_COHERENCE_TEXT_H_
@@ -31,6 +31,11 @@ std::optional<std::string> Base64Decode(std::string_view text, std::size_t max_b
 // characters is kept; otherwise every byte outside printable ASCII becomes
 // \xNN. At most `max_bytes` of input are shown ("..." marks a cut).
 std::string Printable(std::string_view text, std::size_t max_bytes = 256);
+
+// A number of seconds as a flag gives it: decimal digits with an optional
+// fraction ("2", "0.5", ".25", "30."), nothing else (no sign, exponent,
+// spaces, "inf" or "nan"); nullopt otherwise.
+std::optional<double> ParseSeconds(std::string_view text);
 
 }  // namespace converge::cart::coherence
 

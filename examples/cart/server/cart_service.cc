@@ -362,9 +362,10 @@ class CartService::Impl {
   asio::awaitable<HttpResponse> Write(const HttpRequest& request, const std::string& id,
                                       const std::string& op_name, CartOp op) {
     replication::WriteConsistency w = replication::WriteConsistency::kLocal;
-    const std::optional<std::string> w_param = QueryParam(request.query, "w");
-    if (w_param) {
-      const auto parsed = replication::ParseWriteConsistency(*w_param);
+    const StatusOr<std::optional<std::string>> w_param = QueryParam(request.query, "w");
+    if (!w_param.ok()) co_return Error(400, w_param.status().message());
+    if (*w_param) {
+      const auto parsed = replication::ParseWriteConsistency(**w_param);
       if (!parsed) co_return Error(400, "w must be local, majority or all");
       w = *parsed;
     }
@@ -644,10 +645,16 @@ class CartService::Impl {
   // --- internal (coherence-check) -----------------------------------------------------------
 
   HttpResponse Keys(const HttpRequest& request) {
-    const std::string prefix = QueryParam(request.query, "prefix").value_or("");
-    const std::string after = QueryParam(request.query, "after").value_or("");
+    const StatusOr<std::optional<std::string>> prefix_param = QueryParam(request.query, "prefix");
+    const StatusOr<std::optional<std::string>> after_param = QueryParam(request.query, "after");
+    const StatusOr<std::optional<std::string>> limit_param = QueryParam(request.query, "limit");
+    for (const auto* p : {&prefix_param, &after_param, &limit_param}) {
+      if (!p->ok()) return Error(400, p->status().message());
+    }
+    const std::string prefix = prefix_param->value_or("");
+    const std::string after = after_param->value_or("");
     std::size_t limit = kDefaultKeysLimit;
-    if (const auto l = QueryParam(request.query, "limit")) {
+    if (const std::optional<std::string>& l = *limit_param) {
       std::size_t used = 0;
       try {
         limit = std::stoul(*l, &used);
@@ -682,7 +689,9 @@ class CartService::Impl {
   }
 
   HttpResponse State(const HttpRequest& request) {
-    const std::optional<std::string> key = QueryParam(request.query, "key");
+    const StatusOr<std::optional<std::string>> key_param = QueryParam(request.query, "key");
+    if (!key_param.ok()) return Error(400, key_param.status().message());
+    const std::optional<std::string>& key = *key_param;
     if (!key || key->empty()) return Error(400, "key is required");
     StatusOr<std::optional<std::string>> raw = store_.ReadRaw(*key);
     if (!raw.ok()) return Error(500, raw.status().ToString());

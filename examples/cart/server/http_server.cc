@@ -294,7 +294,7 @@ std::optional<std::string> PercentDecode(std::string_view text) {
   return out;
 }
 
-std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {
+StatusOr<std::optional<std::string>> QueryParam(std::string_view query, std::string_view name) {
   while (!query.empty()) {
     const std::size_t amp = query.find('&');
     const std::string_view pair = query.substr(0, amp);
@@ -304,12 +304,17 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view n
       for (char& c : value) {
         if (c == '+') c = ' ';
       }
-      return PercentDecode(value);
+      std::optional<std::string> decoded = PercentDecode(value);
+      if (!decoded) {
+        return InvalidArgument("malformed percent-encoding in query parameter '" +
+                               std::string(name) + "'");
+      }
+      return std::optional<std::string>(std::move(decoded));
     }
     if (amp == std::string_view::npos) break;
     query.remove_prefix(amp + 1);
   }
-  return std::nullopt;
+  return std::optional<std::string>();
 }
 
 }  // namespace converge::cart

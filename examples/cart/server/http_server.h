@@ -117,8 +117,9 @@ class HttpServer {
 std::optional<std::string> PercentDecode(std::string_view text);
 
 // The value of `name` in an application/x-www-form-urlencoded query
-// ("a=1&b=2"), decoded; nullopt when absent or malformed.
-std::optional<std::string> QueryParam(std::string_view query, std::string_view name);
+// ("a=1&b=2"), decoded; nullopt when absent; InvalidArgument when its
+// percent-encoding is malformed (which must not pass for "absent").
+StatusOr<std::optional<std::string>> QueryParam(std::string_view query, std::string_view name);
 
 }  // namespace converge::cart
 

@@ -119,9 +119,12 @@ int Run(const Flags& flags) {
   http_options.max_connections = flags.max_connections;
   // coherence-check --repair pushes whole states (base64 in JSON).
   http_options.max_body_limit = std::size_t{8} << 20;
-  http_options.body_limit_for = [](std::string_view method, std::string_view path) {
-    return method == "POST" && path == "/internal/merge" ? std::size_t{8} << 20
-                                                         : std::size_t{16} << 10;
+  // (Only when repair is on: otherwise the route does not exist, and large
+  // bodies would only let anyone hold memory.)
+  http_options.body_limit_for = [repair = flags.allow_repair](std::string_view method,
+                                                              std::string_view path) {
+    return repair && method == "POST" && path == "/internal/merge" ? std::size_t{8} << 20
+                                                                   : std::size_t{16} << 10;
   };
   HttpServer http(http_io, http_options,
                   [&service](HttpRequest request) { return service.Handle(std::move(request)); });
@@ -250,6 +253,27 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     if (flags.tls_dir.empty() && !flags.insecure_loopback) {
       throw CLI::ValidationError("give --tls-dir DIR (mutual TLS) or --insecure-loopback");
+    }
+    if (flags.insecure_loopback) {
+      // Plaintext gossip only between loopback addresses (the transport
+      // refuses anything else too; say so here, naming the flag).
+      const auto loopback = [](const std::string& address) {
+        const auto hp = converge::replication::internal::ParseHostPort(address);
+        boost::system::error_code ec;
+        const auto ip = boost::asio::ip::make_address(hp->host, ec);
+        return !ec && ip.is_loopback();
+      };
+      if (!loopback(flags.gossip)) {
+        throw CLI::ValidationError("--gossip " + flags.gossip +
+                                   ": --insecure-loopback needs a loopback address (127.0.0.0/8, "
+                                   "::1); use --tls-dir for other addresses");
+      }
+      for (const std::string& seed : flags.seeds) {
+        if (!loopback(seed)) {
+          throw CLI::ValidationError("--seed " + seed +
+                                     ": --insecure-loopback needs loopback seeds; use --tls-dir");
+        }
+      }
     }
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);

@@ -87,6 +87,9 @@ std::optional<std::string> Base64Decode(std::string_view text) {
 // The body as one JSON object whose fields are all in `allowed`; the error
 // message otherwise.
 StatusOr<json> ParseObject(std::string_view body, std::initializer_list<std::string_view> allowed) {
+  // JSON text never holds a raw NUL (strings escape control characters); the
+  // parser would stop at one and ignore what follows.
+  if (body.find('\0') != std::string_view::npos) return InvalidArgument("body is not valid JSON");
   // Depth first, without recursion: the parser itself recurses.
   int depth = 0;
   bool in_string = false, escaped = false;

@@ -38,6 +38,10 @@ TEST(ParseObjectTest, RefusesWhatTheContractRefuses) {
     EXPECT_NE(j.status().message().find(reason), std::string::npos)
         << body << " -> " << j.status().message();
   }
+  // A raw NUL does not end the body (the parser would stop there and take
+  // the valid object before it).
+  const std::string nul = std::string(R"({"sku":"a","quantity":1})") + '\0' + "trailing";
+  EXPECT_FALSE(ParseObject(nul, {"sku", "quantity"}).ok());
   // Brackets inside strings do not count as nesting.
   EXPECT_TRUE(ParseObject(R"({"sku":"[[[[[[[[[[{{{{{{"})", {"sku"}).ok());
   // 8 levels are fine.
@@ -102,14 +106,16 @@ TEST(PercentDecodeTest, DecodesAndRefusesMalformedEscapes) {
 }
 
 TEST(QueryParamTest, FindsAndDecodes) {
-  EXPECT_EQ(QueryParam("w=majority", "w"), "majority");
-  EXPECT_EQ(QueryParam("a=1&w=all&b=2", "w"), "all");
-  EXPECT_EQ(QueryParam("prefix=cart%3A&after=", "prefix"), "cart:");
-  EXPECT_EQ(QueryParam("q=a+b", "q"), "a b");
-  EXPECT_EQ(QueryParam("w", "w"), "");
-  EXPECT_FALSE(QueryParam("ww=1", "w"));
-  EXPECT_FALSE(QueryParam("", "w"));
-  EXPECT_FALSE(QueryParam("w=%zz", "w"));
+  EXPECT_EQ(*QueryParam("w=majority", "w"), "majority");
+  EXPECT_EQ(*QueryParam("a=1&w=all&b=2", "w"), "all");
+  EXPECT_EQ(*QueryParam("prefix=cart%3A&after=", "prefix"), "cart:");
+  EXPECT_EQ(*QueryParam("q=a+b", "q"), "a b");
+  EXPECT_EQ(*QueryParam("w", "w"), "");
+  EXPECT_FALSE(QueryParam("ww=1", "w")->has_value());
+  EXPECT_FALSE(QueryParam("", "w")->has_value());
+  // A malformed value is an error, not "absent" (which would mean local).
+  EXPECT_FALSE(QueryParam("w=%zz", "w").ok());
+  EXPECT_FALSE(QueryParam("w=%4", "w").ok());
 }
 
 }  // namespace
