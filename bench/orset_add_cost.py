@@ -8,7 +8,7 @@ Benchmark JSON, which bench/report.py reads like the other suites.
 Usage:
   bench/orset_add_cost.py --binary PATH --out FILE [--mode quick|full]
                           [--repetitions N] [--filter REGEX] [--adds M]
-                          [--work-dir DIR]
+                          [--work-dir DIR] [--jobs N]
 
 For each size N (1,000, 10,000, 100,000 and 1,000,000) the binary builds a
 set of N elements and then performs M (default 10,000) further adds; only
@@ -28,11 +28,16 @@ these M adds are counted. Runs, named like benchmarks:
       /sys/devices/system/cpu/cpu0/cache). The whole run is simulated, so the
       caches hold what building the set left in them, and only the M adds are
       counted (--collect-atstart=no --toggle-collect on the function that
-      performs them).
+      performs them). A quick run simulates sizes below 1,000,000 only
+      (the simulation of building the largest set takes a minute per level).
 
   OrSetAddCost/heap/size:N
       run natively, without valgrind: set_heap_bytes of a set of N elements
       built without reserve.
+
+The runs are independent and run --jobs (default: the number of CPUs) at a
+time: callgrind counts instructions and simulates the caches itself, so
+neither depends on what else runs; seconds_under_valgrind does.
 
 Counters of each run: instructions_per_op (Ir / M), d1_misses_per_op and
 ll_misses_per_op (cache runs), set_heap_bytes (heap in use by the set after
@@ -46,7 +51,9 @@ Standard library only.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -56,6 +63,8 @@ import time
 from pathlib import Path
 
 SIZES = [1_000, 10_000, 100_000, 1_000_000]
+# A quick run simulates the caches only below this size.
+QUICK_CACHE_SIZE_LIMIT = 1_000_000
 MEASURED_FUNCTION = "converge_bench_measured_adds"
 CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
 
@@ -225,6 +234,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--work-dir", type=Path,
                         help="where to keep the callgrind output files (default: a temporary "
                              "directory, removed afterwards)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="valgrind runs at once (default: the CPUs); the counts do not "
+                             "depend on it")
     args = parser.parse_args(argv)
 
     context = dict(adds_per_run=args.adds, sizes=SIZES, mode=args.mode,
@@ -303,8 +315,12 @@ def main(argv: list[str]) -> int:
     for size in SIZES:
         plan.append((f"OrSetAddCost/instructions/unreserved/size:{size}", size, False,
                      count_args, 1))
+    # Simulating the caches through the build of a 1,000,000-element set takes
+    # a minute per level: a quick run simulates the smaller sizes only.
+    cache_sizes = [n for n in SIZES if args.mode == "full" or n < QUICK_CACHE_SIZE_LIMIT]
+    context["cache_sizes"] = cache_sizes
     for name, run_args in cache_runs.items():
-        for size in SIZES:
+        for size in cache_sizes:
             plan.append((f"OrSetAddCost/cache_{name.lower()}/size:{size}", size, True,
                          run_args, 1))
     plan = [p for p in plan if selected(p[0], args.filter)]
@@ -313,9 +329,16 @@ def main(argv: list[str]) -> int:
         work_dir = args.work_dir or Path(tmp)
         work_dir.mkdir(parents=True, exist_ok=True)
         runner = Runner(valgrind, args.binary, args.adds, work_dir)
-        for name, size, reserved, tool_args, reps in plan:
-            for repetition in range(reps):
-                entry = runner.run(name, size, reserved, tool_args, repetition)
+        # Independent runs, --jobs at a time: the counts (and the simulated
+        # caches) do not depend on what else runs; only the wall time does.
+        jobs = [(name, size, reserved, tool_args, repetition, reps)
+                for name, size, reserved, tool_args, reps in plan
+                for repetition in range(reps)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futures = [pool.submit(runner.run, name, size, reserved, tool_args, repetition)
+                       for name, size, reserved, tool_args, repetition, _ in jobs]
+            for (name, _, _, _, repetition, reps), future in zip(jobs, futures):
+                entry = future.result()
                 runs.append(entry)
                 if entry.get("error_occurred"):
                     detail = "error: " + entry["error_message"]

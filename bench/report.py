@@ -37,6 +37,9 @@ one FIGURES entry per figure; no new code is needed. Keys of a figure:
                such as raw RocksDB db_bench), times target_scale (default 1)
   reference    optional text: a published figure to read the value against
   headline     optional bool: also listed in the summary at the top
+  stands_in_for  optional name of a headline figure of the full run that
+               this (quick-run) figure replaces in the summary when that one
+               was not measured
 
 SERIES groups figures into tables of a value against a size, shown in their
 section; they are the data for the plots a later step draws with gnuplot
@@ -117,6 +120,47 @@ SUITES = {
             "Encode and decode throughput",
         ],
     },
+    # Digest anti-entropy between two nodes on the simulated network
+    # (bench/replication_benchmark.cc); the gossip rounds (converge-sim) and
+    # the bootstrap over TCP (converge-node) are shown in its sections too.
+    "replication": {
+        "title": "replication/ — gossip, anti-entropy, bootstrap",
+        "results": "replication.json",
+        "binary": "bench/replication_benchmark.cc (converge_replication_benchmark)",
+        "sections": [
+            "Gossip rounds against cluster size",
+            "Anti-entropy against differing keys",
+            "Bootstrap of a new replica",
+        ],
+    },
+    # Rounds to converge over many seeds, written by bench/gossip_rounds.py
+    # from converge-sim --json; shown in the replication suite.
+    "gossip": {
+        "title": "Gossip rounds (converge-sim)",
+        "results": "gossip_rounds.json",
+        "binary": "replication/tools/converge_sim.cc (converge-sim) run by bench/gossip_rounds.py",
+        "sections": [],
+    },
+    # A new replica catching up over loopback TCP with mutual TLS, written by
+    # bench/bootstrap.py (two converge-node processes); shown in the
+    # replication suite.
+    "bootstrap": {
+        "title": "Bootstrap (converge-node)",
+        "results": "bootstrap.json",
+        "binary": "replication/tools/converge_node.cc (converge-node) run by bench/bootstrap.py",
+        "sections": [],
+    },
+    # cart-server under wrk, and nginx on the same machine in the same run
+    # (bench/cart_http.py).
+    "cart_http": {
+        "title": "examples/cart — cart-server over HTTP",
+        "results": "cart_http.json",
+        "binary": "examples/cart/server (cart-server) and Debian's nginx-light, driven by "
+                  "wrk from bench/cart_http.py (bench/wrk/*.lua)",
+        "sections": [
+            "Throughput and latency against nginx",
+        ],
+    },
 }
 
 # ---------------------------------------------------------------------------
@@ -137,6 +181,25 @@ def _ratio(numerator: str, denominator: str):
 
 
 _SIZES = [(1_000, "1k"), (10_000, "10k"), (100_000, "100k"), (1_000_000, "1m")]
+
+# Gossip rounds (bench/gossip_rounds.py): cluster sizes and fanouts. Fanout 2
+# (converge-sim's default) has bare figure names, fanout 3 a "_f3" suffix.
+_GOSSIP_SIZES = [4, 8, 16, 32, 64]
+_GOSSIP_FANOUTS = [2, 3]
+# Differing keys of the anti-entropy runs (bench/replication_benchmark.cc).
+_AE_DIFFERING = [1, 10, 100, 1_000, 10_000]
+_AKKA = ("Akka Distributed Data documents tens of seconds for a new node to receive "
+         "100,000 entries")
+
+
+def _fanout_suffix(fanout: int) -> str:
+    return "" if fanout == 2 else f"_f{fanout}"
+
+
+def _epidemic_bound(nodes: int, fanout: int) -> float:
+    """Rounds of a push epidemic with `fanout` to reach `nodes` nodes:
+    log_(F+1)(N) + ln(N)/F (Pittel 1987 for F = 1; Frieze and Grimmett)."""
+    return math.log(nodes, fanout + 1) + math.log(nodes) / fanout
 
 FIGURES = {
     # --- OrSet add -----------------------------------------------------------
@@ -468,7 +531,8 @@ FIGURES = {
         suite="storage", section="Scale: 10,000,000 keys", headline=headline and full,
         description=(("" if full else "quick run only, 1,000,000 keys (not 10,000,000): ")
                      + what.format(keys=f"{keys:,}")),
-        unit=unit, source=(f"Storage/scale/keys:{keys}", counter), scale=scale)
+        unit=unit, source=(f"Storage/scale/keys:{keys}", counter), scale=scale,
+        **({} if full else {"stands_in_for": f"keys_10m_{name}"}))
        for keys, suffix, full in ((10_000_000, "10m", True), (1_000_000, "1m", False))
        for name, counter, unit, scale, headline, what in (
            ("load_per_s", "keys_per_s", "keys/s", 1.0, True,
@@ -559,9 +623,216 @@ FIGURES = {
         suite="codec", section="Encode and decode throughput",
         description="untrusted Decode() of the 100,000-key cart, MB per second",
         unit="MB/s", source=("CodecCart/decode/keys:100000", "mb_per_s")),
+    # --- replication: gossip rounds against cluster size -------------------------
+    **{f"gossip_{name}_n{nodes}{_fanout_suffix(fanout)}": dict(
+        suite="replication", results="gossip", section="Gossip rounds against cluster size",
+        headline=(nodes == 64 and fanout == 2 and name in ("rounds_p50", "rounds_max")),
+        description=what.format(nodes=nodes, fanout=fanout),
+        unit="rounds", source=(f"GossipRounds/nodes:{nodes}/fanout:{fanout}", counter),
+        reference=(f"epidemic bound log_{fanout + 1}(N) + ln(N)/{fanout} = "
+                   f"{_epidemic_bound(nodes, fanout):.2f} rounds; log2(N) = "
+                   f"{math.log2(nodes):.0f}" if name == "rounds_max" else None))
+       for nodes in _GOSSIP_SIZES for fanout in _GOSSIP_FANOUTS
+       for name, counter, what in (
+           ("rounds_p50", "rounds_p50",
+            "{nodes} nodes, fanout {fanout}: gossip rounds (100 ms each) from one write until "
+            "every node holds it, median over the seeds (converge-sim, no faults)"),
+           ("rounds_max", "rounds_max",
+            "the same, the most rounds any seed took"),
+           ("epidemic_bound", "epidemic_bound",
+            "rounds a push epidemic with fanout {fanout} needs to reach {nodes} nodes: "
+            "log_(F+1)(N) + ln(N)/F (Pittel; Frieze and Grimmett), the theoretical reference"))},
+    **{f"gossip_log2_n{nodes}": dict(
+        suite="replication", results="gossip", section="Gossip rounds against cluster size",
+        description=f"log2(N) for N = {nodes} (the order of rounds an epidemic needs)",
+        unit="rounds", source=(f"GossipRounds/nodes:{nodes}/fanout:2", "log2_n"))
+       for nodes in _GOSSIP_SIZES},
+    **{f"gossip_rounds_vs_log2_n{nodes}{_fanout_suffix(fanout)}": dict(
+        suite="replication", section="Gossip rounds against cluster size",
+        headline=(nodes == 64 and fanout == 2),
+        description=f"gossip_rounds_p50_n{nodes}{_fanout_suffix(fanout)} / "
+                    f"gossip_log2_n{nodes}",
+        unit="×", source=_ratio(f"gossip_rounds_p50_n{nodes}{_fanout_suffix(fanout)}",
+                                f"gossip_log2_n{nodes}"))
+       for nodes in _GOSSIP_SIZES for fanout in _GOSSIP_FANOUTS},
+    **{f"gossip_rounds_max_vs_bound_n{nodes}{_fanout_suffix(fanout)}": dict(
+        suite="replication", section="Gossip rounds against cluster size",
+        description=f"gossip_rounds_max_n{nodes}{_fanout_suffix(fanout)} / "
+                    f"gossip_epidemic_bound_n{nodes}{_fanout_suffix(fanout)}",
+        unit="×", source=_ratio(f"gossip_rounds_max_n{nodes}{_fanout_suffix(fanout)}",
+                                f"gossip_epidemic_bound_n{nodes}{_fanout_suffix(fanout)}"))
+       for nodes in _GOSSIP_SIZES for fanout in _GOSSIP_FANOUTS},
+    # --- replication: anti-entropy against differing keys ------------------------
+    **{f"ae_{name}_d{d}": dict(
+        suite="replication", section="Anti-entropy against differing keys",
+        headline=(name == "bytes" and d in (1, 10_000))
+                 or (name == "bytes_per_differing_key" and d == 1_000),
+        description=what.format(d=f"{d:,}", n=d, s="" if d == 1 else "s"),
+        unit=unit, source=(f"ReplicationAe/differing:{d}", counter))
+       for d in _AE_DIFFERING
+       for name, counter, unit, what in (
+           ("bytes", "ae_bytes", "bytes",
+            "anti-entropy bytes both nodes sent until their digest trees were equal, node a "
+            "holding {d} key{s} more than b (100,000 shared cart keys; 10,000 in a quick "
+            "run; delta path disabled)"),
+           ("messages", "ae_messages", "messages",
+            "anti-entropy messages (frames) of that repair, both nodes"),
+           ("bytes_per_differing_key", "ae_bytes_per_differing_key", "bytes",
+            "ae_bytes_d{n} / {d}"))},
+    **{f"ae_bytes_changed_d{d}": dict(
+        suite="replication", section="Anti-entropy against differing keys",
+        description=f"the same with {d:,} key{'' if d == 1 else 's'} whose state differs (a "
+                    "holds a newer one: one more increment) instead of keys b lacks",
+        unit="bytes", source=(f"ReplicationAe/changed:{d}", "ae_bytes"))
+       for d in _AE_DIFFERING},
+    **{f"ae_bytes_per_changed_key_d{d}": dict(
+        suite="replication", section="Anti-entropy against differing keys",
+        description=f"ae_bytes_changed_d{d} / {d:,}",
+        unit="bytes", source=(f"ReplicationAe/changed:{d}", "ae_bytes_per_differing_key"))
+       for d in _AE_DIFFERING},
+    "ae_full_state_bytes": dict(
+        suite="replication", section="Anti-entropy against differing keys",
+        description="keys and encoded states node a holds after the d = 1 repair, summed: "
+                    "what shipping its whole state would send (the reference a digest "
+                    "exchange is read against)",
+        unit="bytes", source=("ReplicationAe/differing:1", "full_state_bytes")),
+    "ae_bytes_d1_vs_full_state": dict(
+        suite="replication", section="Anti-entropy against differing keys",
+        description="ae_bytes_d1 / ae_full_state_bytes",
+        unit="×", source=_ratio("ae_bytes_d1", "ae_full_state_bytes")),
+    "ae_bytes_in_sync_session": dict(
+        suite="replication", section="Anti-entropy against differing keys", headline=True,
+        description="anti-entropy bytes of one session between two replicas that hold the "
+                    "same state (their roots compared; both nodes' messages)",
+        unit="bytes", source=("ReplicationAe/in_sync", "ae_bytes_per_session")),
+    "ae_messages_in_sync_session": dict(
+        suite="replication", section="Anti-entropy against differing keys",
+        description="messages of that session",
+        unit="messages", source=("ReplicationAe/in_sync", "ae_messages_per_session")),
+    "ae_bytes_d100_tenth_keys": dict(
+        suite="replication", section="Anti-entropy against differing keys",
+        description="ae_bytes_d100 with a tenth of the shared keys (10,000; 1,000 in a quick "
+                    "run)",
+        unit="bytes", source=("ReplicationAe/differing:100/tenth_keys", "ae_bytes")),
+    "ae_bytes_d100_ten_times_keys": dict(
+        suite="replication", section="Anti-entropy against differing keys",
+        description="ae_bytes_d100 / ae_bytes_d100_tenth_keys: the same 100 differing keys "
+                    "among 10× as many keys (1 if the cost did not depend on the key count)",
+        unit="×", source=_ratio("ae_bytes_d100", "ae_bytes_d100_tenth_keys")),
+    "ae_bytes_d10000_vs_d1": dict(
+        suite="replication", section="Anti-entropy against differing keys",
+        description="ae_bytes_d10000 / ae_bytes_d1 (10,000× the differing keys)",
+        unit="×", source=_ratio("ae_bytes_d10000", "ae_bytes_d1")),
+    # --- replication: bootstrap ---------------------------------------------------
+    **{f"bootstrap_{suffix}_keys_{name}": dict(
+        suite="replication", results="bootstrap", section="Bootstrap of a new replica",
+        headline=headline and full,
+        description=(("" if full else "quick run only, 100,000 keys (not 1,000,000): ")
+                     + what.format(keys=f"{keys:,}")),
+        unit=unit, source=(f"Bootstrap/keys:{keys}", counter),
+        **({} if full else {"stands_in_for": f"bootstrap_1m_keys_{name}"}),
+        **({"target": 10.0, "comparator": "<="} if name == "s" and full else {}),
+        **({"reference": _AKKA} if name == "s" else {}))
+       for keys, suffix, full in ((1_000_000, "1m", True), (100_000, "100k", False))
+       for name, counter, unit, headline, what in (
+           ("s", "seconds", "s", True,
+            "a new, empty converge-node joins one holding {keys} cart keys over loopback "
+            "TCP with mutual TLS and catches up completely (equal root and key count): wall "
+            "time from its start"),
+           ("mib", "mib", "MiB", True,
+            "bytes the joiner's transport sent and received during the catch-up, both "
+            "directions"),
+           ("rss_mib_source", "rss_mib_source", "MiB", True,
+            "peak RSS (VmHWM) of the source during the catch-up (reset after its load)"),
+           ("rss_mib_joiner", "rss_mib_joiner", "MiB", True,
+            "peak RSS (VmHWM) of the joiner"),
+           ("cpu_s_source", "cpu_s_source", "s", False,
+            "CPU time (user + system, all threads) of the source during the catch-up"),
+           ("cpu_s_joiner", "cpu_s_joiner", "s", False,
+            "CPU time of the joiner from its start until it caught up"),
+           ("bytes_per_key", "bytes_per_key", "bytes", False,
+            "bytes the joiner received per key"),
+           ("load_s", "load_s", "s", False,
+            "not part of the figure: time of `loadcarts` writing the {keys} keys into the "
+            "source beforehand (one local update each, at most 256 in flight)"),
+           ("rss_mib_source_load", "rss_mib_source_load", "MiB", False,
+            "not part of the figure: peak RSS of the source at the end of that load"))},
+    # --- cart HTTP -----------------------------------------------------------------
+    **{name: dict(
+        suite="cart_http", section="Throughput and latency against nginx",
+        headline=headline, description=what, unit=unit, source=(benchmark, counter))
+       for name, benchmark, counter, unit, headline, what in (
+           ("cart_write_rps_buffered", "CartHttp/write/durability:buffered", "requests_per_s",
+            "requests/s", True,
+            "POST /carts/<id>/items (a JSON line, a new cart each request), one cart-server "
+            "with --durability buffered, wrk -t2 -c32 (10 s; 3 s in a quick run)"),
+           ("cart_write_p50_ms_buffered", "CartHttp/write/durability:buffered", "p50_ms", "ms",
+            False, "median latency of those writes (wrk --latency)"),
+           ("cart_write_p99_ms_buffered", "CartHttp/write/durability:buffered", "p99_ms", "ms",
+            True, "99th percentile latency of those writes"),
+           ("cart_write_server_cpu_us_buffered", "CartHttp/write/durability:buffered",
+            "server_cpu_us_per_request", "µs", False,
+            "CPU time of the cart-server process (all threads) per write"),
+           ("cart_write_rps_sync", "CartHttp/write/durability:sync", "requests_per_s",
+            "requests/s", True,
+            "the same writes to a cart-server with --durability sync (a 2xx answer means "
+            "the write is on disk)"),
+           ("cart_write_p50_ms_sync", "CartHttp/write/durability:sync", "p50_ms", "ms", False,
+            "median latency of those writes"),
+           ("cart_write_p99_ms_sync", "CartHttp/write/durability:sync", "p99_ms", "ms", False,
+            "99th percentile latency of those writes"),
+           ("cart_write_server_cpu_us_sync", "CartHttp/write/durability:sync",
+            "server_cpu_us_per_request", "µs", False,
+            "CPU time of the cart-server process per synced write"),
+           ("cart_read_rps", "CartHttp/read/durability:buffered", "requests_per_s",
+            "requests/s", True,
+            "GET /carts/<id> of random carts the buffered write run wrote, same server, "
+            "wrk -t2 -c32"),
+           ("cart_read_p50_ms", "CartHttp/read/durability:buffered", "p50_ms", "ms", False,
+            "median latency of those reads"),
+           ("cart_read_p99_ms", "CartHttp/read/durability:buffered", "p99_ms", "ms", False,
+            "99th percentile latency of those reads"),
+           ("cart_read_server_cpu_us", "CartHttp/read/durability:buffered",
+            "server_cpu_us_per_request", "µs", False,
+            "CPU time of the cart-server process per read"),
+           ("nginx_static_rps", "NginxStatic/get", "requests_per_s", "requests/s", False,
+            "nginx (Debian nginx-light, worker_processes auto) serving a static file of the "
+            "size of a cart answer, same wrk, same machine, same run: the ceiling of an "
+            "HTTP server on this box"),
+           ("nginx_static_p50_ms", "NginxStatic/get", "p50_ms", "ms", False,
+            "median latency of those requests"),
+           ("nginx_static_p99_ms", "NginxStatic/get", "p99_ms", "ms", False,
+            "99th percentile latency of those requests"),
+           ("nginx_static_server_cpu_us", "NginxStatic/get", "server_cpu_us_per_request", "µs",
+            False, "CPU time of nginx (master and workers) per request"))},
+    "cart_read_vs_nginx": dict(
+        suite="cart_http", section="Throughput and latency against nginx", headline=True,
+        description="cart_read_rps / nginx_static_rps",
+        unit="×", source=_ratio("cart_read_rps", "nginx_static_rps")),
+    "cart_write_buffered_vs_nginx": dict(
+        suite="cart_http", section="Throughput and latency against nginx", headline=True,
+        description="cart_write_rps_buffered / nginx_static_rps",
+        unit="×", source=_ratio("cart_write_rps_buffered", "nginx_static_rps")),
+    "cart_write_sync_vs_nginx": dict(
+        suite="cart_http", section="Throughput and latency against nginx",
+        description="cart_write_rps_sync / nginx_static_rps",
+        unit="×", source=_ratio("cart_write_rps_sync", "nginx_static_rps")),
+    "cart_write_sync_vs_buffered": dict(
+        suite="cart_http", section="Throughput and latency against nginx",
+        description="cart_write_rps_sync / cart_write_rps_buffered",
+        unit="×", source=_ratio("cart_write_rps_sync", "cart_write_rps_buffered")),
 }
 
-# Tables of a figure against a size: the data of the plots of a later step.
+# Tables of figures, shown in their section, and the data of its plots.
+# A series is either a value against a size (rows: (x, suffix), columns:
+# figure-name patterns with "{}" for the suffix) or, with kind="categories",
+# a few named cases side by side (rows: (label, [figure name per column])).
+# `plot` (optional) draws it with gnuplot into docs/benchmarks/<file>:
+#   file      PNG name
+#   columns   the columns plotted (default: all)
+#   logx, logy, y_label, style ("lines" or "bars"), logx_base (default 10),
+#   key (gnuplot key position, default "top left"), reference_columns
+#   (columns drawn as dashed lines: references, not measurements)
 SERIES = {
     "orset_add_by_size": dict(
         suite="crdt", section="OrSet add",
@@ -569,7 +840,8 @@ SERIES = {
         x_label="set size",
         columns={"sequential adds from empty (ns/add)": "orset_add_ns_at_{}",
                  "one add at that size (ns/add)": "orset_add_marginal_ns_at_{}"},
-        rows=[(1_000, "1k"), (10_000, "10k"), (100_000, "100k"), (1_000_000, "1m")]),
+        rows=[(1_000, "1k"), (10_000, "10k"), (100_000, "100k"), (1_000_000, "1m")],
+        plot=dict(file="orset_add_cost.png", logx=True, y_label="ns per add")),
     "orset_add_work_by_size": dict(
         suite="crdt", section="OrSet add",
         title="OrSet<std::string> add: wall-clock time, instructions and simulated cache "
@@ -588,7 +860,8 @@ SERIES = {
         x_label="elements per side",
         columns={"join (ms)": "orset_join_ms_at_{}"},
         rows=[(1_000, "1k"), (10_000, "10k"), (50_000, "50k"), (100_000, "100k"),
-              (500_000, "500k")]),
+              (500_000, "500k")],
+        plot=dict(file="orset_join_time.png", logx=True, logy=True, y_label="ms per join")),
     "ormap_update_by_increments": dict(
         suite="crdt", section="Counters and maps",
         title="OrMap<std::string, CausalCounter> update against the increments each key "
@@ -597,6 +870,68 @@ SERIES = {
         columns={"update (ns)": "ormap_update_ns_10k_keys_{}",
                  "dots held per key": "ormap_dots_per_key_10k_keys_{}"},
         rows=[(1, "1_inc"), (10, "10_incs"), (100, "100_incs")]),
+    "storage_vs_rocksdb": dict(
+        kind="categories", suite="storage", section="Synced writes",
+        title="Persisted cart updates against raw RocksDB (db_bench fillrandom), same run",
+        x_label="configuration",
+        columns={"converge storage::Update (updates/s)": 0,
+                 "raw RocksDB db_bench (ops/s)": 1,
+                 "converge / raw": 2},
+        rows=[("buffered, 1 writer", ["persisted_buffered_per_s", "rocksdb_raw_fillrandom_per_s",
+                                      "persisted_buffered_vs_rocksdb_raw"]),
+              ("sync, 1 writer", ["persisted_sync1_per_s", "rocksdb_raw_sync1_per_s",
+                                  "persisted_sync1_vs_rocksdb_sync1"]),
+              ("sync, 4 writers", ["persisted_sync4_per_s", "rocksdb_raw_sync4_per_s",
+                                   "persisted_sync4_vs_rocksdb_sync4"])],
+        plot=dict(file="storage_vs_rocksdb.png", style="bars", logy=True, key="top right",
+                  columns=["converge storage::Update (updates/s)",
+                           "raw RocksDB db_bench (ops/s)"],
+                  y_label="writes per second")),
+    "gossip_rounds_by_size": dict(
+        suite="replication", section="Gossip rounds against cluster size",
+        title="Gossip rounds from one write until every node holds it, against cluster size",
+        x_label="nodes (N)",
+        columns={"p50, fanout 2": "gossip_rounds_p50_n{}",
+                 "max, fanout 2": "gossip_rounds_max_n{}",
+                 "epidemic bound, fanout 2": "gossip_epidemic_bound_n{}",
+                 "p50, fanout 3": "gossip_rounds_p50_n{}_f3",
+                 "max, fanout 3": "gossip_rounds_max_n{}_f3",
+                 "epidemic bound, fanout 3": "gossip_epidemic_bound_n{}_f3",
+                 "log2 N": "gossip_log2_n{}"},
+        rows=[(n, str(n)) for n in _GOSSIP_SIZES],
+        plot=dict(file="gossip_rounds.png", logx=True, logx_base=2, y_label="gossip rounds",
+                  reference_columns=["epidemic bound, fanout 2", "epidemic bound, fanout 3",
+                                     "log2 N"])),
+    "ae_bytes_by_differing": dict(
+        suite="replication", section="Anti-entropy against differing keys",
+        title="Anti-entropy bytes and messages until two replicas are equal, against the "
+              "keys that differ (delta path disabled)",
+        x_label="differing keys (d)",
+        columns={"bytes, a holds d keys more": "ae_bytes_d{}",
+                 "bytes per differing key": "ae_bytes_per_differing_key_d{}",
+                 "messages": "ae_messages_d{}",
+                 "bytes, a holds d newer states": "ae_bytes_changed_d{}",
+                 "bytes per changed key": "ae_bytes_per_changed_key_d{}"},
+        rows=[(d, str(d)) for d in _AE_DIFFERING],
+        plot=dict(file="ae_bytes.png", logx=True, logy=True, y_label="bytes",
+                  columns=["bytes, a holds d keys more", "bytes per differing key",
+                           "bytes, a holds d newer states", "bytes per changed key"])),
+    "cart_http_vs_nginx": dict(
+        kind="categories", suite="cart_http", section="Throughput and latency against nginx",
+        title="cart-server against nginx: requests per second and latency, same wrk, same run",
+        x_label="server and request",
+        columns={"requests/s": 0, "p50 (ms)": 1, "p99 (ms)": 2, "server CPU per request (µs)": 3},
+        rows=[("cart POST, buffered", ["cart_write_rps_buffered", "cart_write_p50_ms_buffered",
+                                       "cart_write_p99_ms_buffered",
+                                       "cart_write_server_cpu_us_buffered"]),
+              ("cart POST, sync", ["cart_write_rps_sync", "cart_write_p50_ms_sync",
+                                   "cart_write_p99_ms_sync", "cart_write_server_cpu_us_sync"]),
+              ("cart GET", ["cart_read_rps", "cart_read_p50_ms", "cart_read_p99_ms",
+                            "cart_read_server_cpu_us"]),
+              ("nginx static file", ["nginx_static_rps", "nginx_static_p50_ms",
+                                     "nginx_static_p99_ms", "nginx_static_server_cpu_us"])],
+        plot=dict(file="cart_http_vs_nginx.png", style="bars", logy=True,
+                  columns=["requests/s"], y_label="requests per second")),
 }
 # Published figures of other systems, read against a figure of this run.
 REFERENCES = [
@@ -614,6 +949,14 @@ REFERENCES = [
          value=None, text="the whole state (100,000 elements at 100,000)",
          figure="orset_add_delta_elements",
          ours=lambda f: f["orset_add_delta_elements"], ours_unit="elements", note=None),
+    dict(system="Akka Distributed Data", what="a new node receiving 100,000 entries",
+         value=None, text="tens of seconds (documented)", figure="bootstrap_100k_keys_s",
+         ours=lambda f: f["bootstrap_100k_keys_s"], ours_unit="s (100,000 keys, quick run)",
+         note=None),
+    dict(system="Akka Distributed Data", what="a new node receiving 100,000 entries",
+         value=None, text="tens of seconds (documented)", figure="bootstrap_1m_keys_s",
+         ours=lambda f: f["bootstrap_1m_keys_s"], ours_unit="s for 1,000,000 keys",
+         note=None),
     dict(system="yjs", what="join of two 50,000-key documents",
          value=318, unit="ms", figure="orset_join_50k_ms",
          ours=lambda f: f["orset_join_50k_ms"], ours_unit="ms", note="{:,.1f}× faster"),
@@ -695,6 +1038,9 @@ class Figure:
         self.comparator = spec.get("comparator")
         self.reference = spec.get("reference")
         self.headline = spec.get("headline", False)
+        # A smaller run's figure shown in the summary when the one it stands
+        # in for (a headline of the full run) was not measured.
+        self.stands_in_for = spec.get("stands_in_for")
         self.value: float | None = None
         self.cpu_value: float | None = None  # same figure from thread CPU time
         self.cv: float | None = None  # coefficient of variation over repetitions
@@ -873,7 +1219,8 @@ def machine_lines(run_info: dict, results: dict[str, SuiteResults]) -> list[str]
         f"- Source: commit {run_info.get('commit', 'unknown')}"
         + (f"; not yet committed: {', '.join(run_info['changed_files'])}"
            if run_info.get("changed_files")
-           else "; crdt/, storage/, bench/ and the build files as committed"),
+           else "; crdt/, storage/, replication/, examples/cart/, bench/ and the build files "
+                "as committed"),
         f"- Machine: {nproc} CPUs (nproc), {cpu_model}"
         + (f", {context['mhz_per_cpu']} MHz" if context.get("mhz_per_cpu") else "")
         + (f"; {caches}" if caches else ""),
@@ -924,20 +1271,53 @@ def contention_note(figures: dict[str, Figure]) -> list[str]:
             "hypervisor has to back also shows as wall time only."]
 
 
+def run_warnings(run_info: dict) -> list[str]:
+    """What a reader must know before any figure: a quick run, a loaded machine."""
+    out = []
+    nproc = run_info.get("nproc") or os.cpu_count() or 1
+    load = (run_info.get("load_avg") or [None])[0]
+    loaded = load is not None and load >= 0.5
+    if run_info.get("mode") == "quick":
+        out.append("> **This is a quick run** (`bench/run --quick`): smaller sizes, short "
+                   "runs and no repetitions (see \"Mode\" below for what was scaled down); "
+                   "figures that need the full sizes say \"not measured\". "
+                   + ("**It ran on a loaded machine** (load average "
+                      f"{load:.2f} on {nproc} CPUs when it started): other processes "
+                      "competed for the CPUs and the disk, so wall-clock figures are "
+                      "inflated and noisy; deterministic counts (bytes, messages, rounds, "
+                      "instructions) are not affected. " if loaded else "")
+                   + "A full `bench/run` on a quiet machine replaces this report.")
+    elif loaded:
+        out.append(f"> **This run started on a loaded machine** (load average {load:.2f} on "
+                   f"{nproc} CPUs): wall-clock figures may be inflated; deterministic counts "
+                   "(bytes, messages, rounds, instructions) are not affected.")
+    return out
+
+
 def render(figures: dict[str, Figure], results: dict[str, SuiteResults],
-           run_info: dict) -> str:
+           run_info: dict, plots: dict[str, str] | None = None) -> str:
     out = ["# Benchmarks", "",
            "<!-- Generated by bench/report.py from the results of bench/run; do not edit. -->",
-           "",
-           "Regenerate with `bench/run` (a full run: every size, each benchmark repeated, "
-           "medians reported) or `bench/run --quick` (fewer sizes, no repetitions, under 5 "
-           "minutes). The figure names are those of `bench/run --json FILE`.",
-           "", "## How this report was produced", ""]
+           ""]
+    warnings = run_warnings(run_info)
+    if warnings:
+        out += warnings + [""]
+    out += ["Regenerate with `bench/run` (a full run: every size, each benchmark repeated, "
+            "medians reported) or `bench/run --quick` (fewer sizes, no repetitions, under 5 "
+            "minutes). The figure names are those of `bench/run --json FILE`.",
+            "", "## How this report was produced", ""]
     out += machine_lines(run_info, results)
     out += [""] + contention_note(figures)
 
     out += ["", "## Summary", ""]
-    headline = [f for f in figures.values() if f.headline]
+    headline = []
+    for f in figures.values():
+        if not f.headline:
+            continue
+        headline.append(f)
+        if f.value is None:
+            headline += [g for g in figures.values()
+                         if g.stands_in_for == f.name and g.value is not None]
     out += md_table(["Figure", "What", "Value", "Target", "Reference", "Status"],
                     figure_rows(headline, detail=False))
     missed = [f.name for f in headline if f.status() == "misses"]
@@ -985,23 +1365,147 @@ def render(figures: dict[str, Figure], results: dict[str, SuiteResults],
                             figure_rows(in_section, detail=True))
             for series in SERIES.values():
                 if series["suite"] == suite_key and series["section"] == section:
-                    out += [""] + render_series(series, figures)
+                    out += [""] + render_series(series, figures, plots)
             out += section_notes(suite_key, section, figures, results)
 
     out += ["", "## Method", ""] + METHOD_NOTES
     return "\n".join(out) + "\n"
 
 
-def render_series(series: dict, figures: dict[str, Figure]) -> list[str]:
+def series_table(series: dict, figures: dict[str, Figure]) -> tuple[list[str], list[list]]:
+    """The x labels and, per column, the values (None: not measured)."""
+    labels, values = [], []
+    categories = series.get("kind") == "categories"
+    for x, key in series["rows"]:
+        labels.append(x if categories else f"{x:,}")
+        row = []
+        for column in series["columns"].values():
+            name = key[column] if categories else column.format(key)
+            f = figures.get(name)
+            row.append(None if f is None else f.value)
+        values.append(row)
+    return labels, values
+
+
+def render_series(series: dict, figures: dict[str, Figure],
+                  plots: dict[str, str] | None = None) -> list[str]:
     header = [series["x_label"]] + list(series["columns"])
-    rows = []
-    for x, suffix in series["rows"]:
-        cells = [f"{x:,}"]
-        for pattern in series["columns"].values():
-            f = figures.get(pattern.format(suffix))
-            cells.append("not measured" if f is None or f.value is None else fmt(f.value))
-        rows.append(cells)
-    return [f"**{series['title']}**", ""] + md_table(header, rows)
+    labels, values = series_table(series, figures)
+    rows = [[label] + ["not measured" if v is None else fmt(v) for v in row]
+            for label, row in zip(labels, values)]
+    out = [f"**{series['title']}**", ""] + md_table(header, rows)
+    plot = series.get("plot")
+    if plot and plots is not None:
+        link = plots.get(plot["file"])
+        if link is None:
+            pass
+        elif link.startswith("not drawn"):
+            out += ["", f"Plot `{plot['file']}` {link}."]
+        else:
+            out += ["", f"![{series['title']}]({link})"]
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Plots (gnuplot).
+
+
+def _gnuplot_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def draw_plots(figures: dict[str, Figure], plot_dir: Path, link_prefix: str,
+               gnuplot: str | None) -> dict[str, str]:
+    """Draws every SERIES plot into plot_dir; returns, per file, the link to
+    put in the report, or "not drawn: <why>"."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    wanted = {series["plot"]["file"]: series for series in SERIES.values() if series.get("plot")}
+    if not wanted:
+        return {}
+    if gnuplot == "none":
+        return {f: "not drawn: plots were turned off (--gnuplot none)" for f in wanted}
+    gnuplot = gnuplot if gnuplot is not None else shutil.which("gnuplot")
+    if not gnuplot:
+        return {f: "not drawn: gnuplot is not installed (Debian: apt-get install gnuplot-nox)"
+                for f in wanted}
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    links = {}
+    for file, series in wanted.items():
+        spec = series["plot"]
+        target = plot_dir / file
+        labels, values = series_table(series, figures)
+        names = list(series["columns"])
+        shown = spec.get("columns") or names
+        indexes = [names.index(c) for c in shown]
+        logy = spec.get("logy", False)
+        usable = [[v if v is not None and (not logy or v > 0) else None
+                   for v in (row[i] for i in indexes)] for row in values]
+        if not any(v is not None for row in usable for v in row):
+            target.unlink(missing_ok=True)  # no stale plot of another run
+            links[file] = "not drawn: nothing it shows was measured in this run"
+            continue
+        bars = spec.get("style") == "bars"
+        with tempfile.TemporaryDirectory(prefix="converge-plot-") as tmp:
+            data = Path(tmp) / "data.tsv"
+            lines = []
+            for label, row, raw in zip(labels, usable, series["rows"]):
+                x = _gnuplot_quote(label) if bars else str(raw[0])
+                lines.append("\t".join([x] + ["?" if v is None else repr(float(v))
+                                             for v in row]))
+            data.write_text("\n".join(lines) + "\n")
+            script = [
+                "set terminal pngcairo size 900,540 enhanced font 'Sans,10'",
+                f"set output {_gnuplot_quote(str(target))}",
+                f"set title {_gnuplot_quote(series['title'])} noenhanced",
+                f"set xlabel {_gnuplot_quote(series['x_label'])} noenhanced",
+                f"set ylabel {_gnuplot_quote(spec.get('y_label', ''))} noenhanced",
+                "set datafile separator tab",
+                "set datafile missing '?'",
+                f"set key {spec.get('key', 'top left')} noenhanced",
+                "set grid ytics",
+            ]
+            if len(shown) == 1:
+                script.append("unset key")
+            if logy:
+                script += ["set logscale y", "set format y '10^{%T}'"]
+            if bars:
+                script += ["set style data histograms", "set style histogram clustered gap 1",
+                           "set style fill solid 0.8 border -1", "set boxwidth 0.9",
+                           "set xtics noenhanced", "set yrange [*:*]"]
+                if not logy:
+                    script.append("set yrange [0:*]")
+                plots = [f"{_gnuplot_quote(str(data))} using {i + 2}:xtic(1) title "
+                         f"{_gnuplot_quote(name)}" for i, name in enumerate(shown)]
+            else:
+                if spec.get("logx"):
+                    script.append(f"set logscale x {spec.get('logx_base', 10)}")
+                xs = [raw[0] for raw in series["rows"]]
+                script.append("set xtics (" + ", ".join(
+                    f"{_gnuplot_quote(f'{x:,}')} {x}" for x in xs) + ")")
+                script.append("set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05")
+                references = spec.get("reference_columns", [])
+                plots = [f"{_gnuplot_quote(str(data))} using 1:{i + 2} "
+                         + ("with lines lw 1.5 dt 2 " if name in references
+                            else "with linespoints lw 2 pt 7 ")
+                         + f"title {_gnuplot_quote(name)}"
+                         for i, name in enumerate(shown)]
+            script.append("plot " + ", \\\n     ".join(plots))
+            (Path(tmp) / "plot.gp").write_text("\n".join(script) + "\n")
+            try:
+                proc = subprocess.run([gnuplot, str(Path(tmp) / "plot.gp")],
+                                      capture_output=True, text=True, timeout=60)
+            except (OSError, subprocess.SubprocessError) as e:
+                links[file] = f"not drawn: gnuplot failed ({e})"
+                continue
+            if proc.returncode != 0 or not target.exists():
+                tail = " / ".join(proc.stderr.strip().splitlines()[-2:])
+                links[file] = f"not drawn: gnuplot failed ({tail})"
+                continue
+        links[file] = f"{link_prefix}{file}"
+    return links
 
 
 def _size_text(n: float) -> str:
@@ -1111,10 +1615,19 @@ def _orset_add_notes(figures: dict[str, Figure], results: dict[str, SuiteResults
         f"{determinism}. The heap of the set comes from native runs of the same binary "
         "without reserve (mallinfo2).")
 
+    # The largest size whose caches were simulated (a quick run stops below
+    # 1,000,000).
+    simulated = [(n, suffix) for n, suffix in _SIZES
+                 if value(f"orset_add_l2_misses_at_{suffix}") is not None
+                 or value(f"orset_add_l3_misses_at_{suffix}") is not None]
+    top_size, top_suffix = simulated[-1] if simulated else _SIZES[-1]
+    top_note = ("" if top_size == _SIZES[-1][0] else
+                f" (this run simulated the caches up to {top_size:,} elements only; "
+                f"{_SIZES[-1][0]:,} is simulated in a full run)")
     writes = [w for n, _ in _SIZES
               for w in cg.values(f"OrSetAddCost/cache_l3/size:{n}", "ll_write_misses_per_op")]
     first_writes = ""
-    if len(writes) == len(_SIZES) and max(writes) <= 1.05 * min(writes):
+    if writes and len(writes) == len(simulated) and max(writes) <= 1.05 * min(writes):
         first_writes = (f" Of these, {fmt(min(writes))} per add at every size are writes: "
                         "the new entry's first touch of the vector's reserved memory.")
     reserved_1k = cg.values("OrSetAddCost/instructions/reserved/size:1000", "set_heap_bytes")
@@ -1131,8 +1644,9 @@ def _orset_add_notes(figures: dict[str, Figure], results: dict[str, SuiteResults
         + "The difference is memory, not work: " + probes
         + " In callgrind's cache model the misses per add in a last level the size of "
         f"the L2 go from {text('orset_add_l2_misses_at_1k')} at 1,000 elements to "
-        f"{text('orset_add_l2_misses_at_1m')} at 1,000,000, and in one the size of the L3 "
-        f"from {text('orset_add_l3_misses_at_1k')} to {text('orset_add_l3_misses_at_1m')}."
+        f"{text(f'orset_add_l2_misses_at_{top_suffix}')} at {top_size:,}, and in one the "
+        f"size of the L3 from {text('orset_add_l3_misses_at_1k')} to "
+        f"{text(f'orset_add_l3_misses_at_{top_suffix}')}{top_note}."
         f"{first_writes}{small} The model has two levels (L1 and one last level; LRU, no "
         "prefetching, no TLB); it simulates the whole run, so the caches hold what building "
         "the set left in them, and counts only the measured adds. It shows where the "
@@ -1273,6 +1787,226 @@ def _storage_scale_notes(figures: dict[str, Figure],
     return notes
 
 
+def _context_of(results: dict[str, SuiteResults], key: str) -> dict:
+    suite = results.get(key)
+    return suite.context if suite is not None else {}
+
+
+def _load_text(context: dict) -> str:
+    load = context.get("load_avg")
+    return (f" Load average when this part started: {', '.join(f'{x:.2f}' for x in load)}."
+            if load else "")
+
+
+def _missing_reason(results: dict[str, SuiteResults], key: str, driver: str) -> str | None:
+    """Why a driver's results hold no runs (None when they do)."""
+    suite = results.get(key)
+    if suite is None or not suite.path.exists():
+        return f"{driver} did not run (no {SUITES[key]['results']})"
+    if suite.context.get("skipped"):
+        return suite.context["skipped"]
+    if not suite.runs and not suite.errors:
+        return "--filter selected none of its runs"
+    return None
+
+
+def _gossip_notes(figures: dict[str, Figure], results: dict[str, SuiteResults]) -> list[str]:
+    ctx = _context_of(results, "gossip")
+    notes = []
+    reason = _missing_reason(results, "gossip", "bench/gossip_rounds.py")
+    if reason:
+        notes.append(f"**Gossip rounds were not measured in this run: {reason}.**")
+    sizes = ctx.get("sizes")
+    if sizes and sizes != _GOSSIP_SIZES:
+        missing = [n for n in _GOSSIP_SIZES if n not in sizes]
+        notes.append(f"**This run simulated {', '.join(map(str, sizes))} nodes only, with "
+                     f"{ctx.get('seeds', '?')} seeds each** (a quick run); the figures for "
+                     f"{', '.join(map(str, missing))} nodes are not measured.")
+    seeds = ctx.get("seeds", "many")
+    notes.append(
+        f"bench/gossip_rounds.py runs `{ctx.get('command', 'converge-sim ... --json')}` for "
+        f"seeds 1 to {seeds} of every cluster size N and fanout F: the real replication::Node "
+        "on the deterministic simulated network (docs/simulation.md), frames delayed 1 ms, no "
+        "loss, no faults, membership gossiped for 2 s of warm-up, then one GCounter or "
+        "PnCounter increment (it always makes a delta) on a random node at a random moment of "
+        "the next 2 s. converge-sim counts gossip rounds (100 ms of virtual time each) from "
+        "that write until every node holds the same bytes for the key; p50 is the median "
+        "over the seeds, max the most any seed took. The runs are deterministic: the same "
+        "seeds give the same rounds on any machine, whatever its load.")
+    notes.append(
+        "The references: log2(N), the order of the rounds any epidemic needs, and the "
+        "number of rounds a synchronous push epidemic needs when every informed node tells "
+        "F random others per round, log_(F+1)(N) + ln(N)/F (Pittel 1987 for F = 1, log2 N + "
+        "ln N; Frieze and Grimmett 1985; the protocol is that of Demers et al. 1987). A node "
+        "here does more than push: each round it sends its new deltas to F peers and runs "
+        "one anti-entropy session (push-pull) with a peer, and since every node runs its own "
+        "round timer and a frame takes 1 ms, a delta received early in a period can be "
+        "forwarded within the same period. So the counts are of 100 ms periods, not of "
+        "synchronous rounds, and the bound is an upper reference, not a prediction; "
+        "`gossip_rounds_max_vs_bound_*` at or below 1 means no seed needed more rounds than "
+        "the push epidemic.")
+    if ctx.get("elapsed_seconds") is not None:
+        notes[-1] += f" This part took {ctx['elapsed_seconds']:.0f} s."
+    return notes
+
+
+def _ae_notes(figures: dict[str, Figure], results: dict[str, SuiteResults]) -> list[str]:
+    ctx = _context_of(results, "replication")
+    notes = []
+    shared = int(ctx.get("ae_shared_keys", 0) or 0)
+    leaves = int(ctx.get("ae_tree_leaves", 0) or 0)
+    if not results["replication"].runs:
+        reason = ("--filter selected none of its runs" if results["replication"].path.exists()
+                  else "converge_replication_benchmark did not run")
+        notes.append(f"**Anti-entropy was not measured in this run: {reason}.**")
+    if shared and shared != 100_000:
+        notes.append(f"**This run used {shared:,} shared keys, not 100,000** (a quick run), "
+                     f"and {max(1, shared // 10):,} for `ae_bytes_d100_tenth_keys`.")
+    notes.append(
+        "bench/replication_benchmark.cc runs two real replication::Node objects, a and b, "
+        "on the deterministic simulated network (replication/sim/sim_world.h), each with a "
+        "MemoryStore. Both hold the same "
+        + (f"{shared:,}" if shared else "N")
+        + " cart keys (OrMap<std::string, CausalCounter>, one line, "
+        + (f"{ctx['ae_state_bytes']}-byte states, " if ctx.get("ae_state_bytes") else "")
+        + "the same canonical bytes on both, joined into each node with Node::Merge before "
+        "they can reach each other), and a holds d more (or, for the `changed` figures, a "
+        "newer state of d of them). The delta path is disabled "
+        "(NodeOptions::delta_buffer_max_bytes = 1: every delta leaves the buffer at the next "
+        "round), so only digest anti-entropy can repair. The link is opened, and the run "
+        "counts until the two digest trees are equal: NodeStats::ae_bytes_sent of both "
+        "nodes, and the frames sent while it grew (messages). Then both stores are compared "
+        "key by key (they must be byte-for-byte equal). Each node starts a session with the "
+        "other every round, so both nodes' sessions are counted. Virtual time, one seed: "
+        "the counts are the same on every run and every machine.")
+    if leaves:
+        occupied = 1 - math.exp(-shared / leaves) if shared else None
+        notes.append(
+            f"The digest tree has {leaves:,} leaves (depth 4, fanout 16), "
+            f"and a message carries at most {int(ctx.get('ae_max_message_bytes', 0)):,} "
+            "bytes. A session compares the roots, then the 16 children of each differing "
+            "node, down to the leaves, then exchanges the key digests of the differing "
+            "leaves and the states of the differing keys; a subtree the peer holds nothing "
+            "of is pushed whole, without key lists. So the cost grows with d, and with the "
+            "keys per leaf only through the key lists of the differing leaves"
+            + (f" ({shared / leaves:.2f} keys per leaf on average here, {100 * occupied:.0f} % "
+               "of the leaves occupied; a key that lands in a leaf b holds nothing of is "
+               "pushed without a list)" if occupied is not None else "")
+            + ". `ae_bytes_d100_ten_times_keys` compares the same 100 differing keys among "
+            "10× as many keys; `ae_full_state_bytes` is what sending a's whole state would "
+            "cost.")
+    return notes
+
+
+def _bootstrap_notes(figures: dict[str, Figure], results: dict[str, SuiteResults]) -> list[str]:
+    ctx = _context_of(results, "bootstrap")
+    notes = []
+    reason = _missing_reason(results, "bootstrap", "bench/bootstrap.py")
+    if reason:
+        notes.append(f"**The bootstrap was not measured in this run: {reason}.**")
+    keys = ctx.get("keys")
+    if keys and int(keys) != 1_000_000:
+        shown = ("its figures are the `bootstrap_100k_keys_*` ones" if int(keys) == 100_000
+                 else "no figure above shows it")
+        notes.append(f"**This run bootstrapped {int(keys):,} keys, not 1,000,000** (a quick "
+                     f"run); {shown}, and the `bootstrap_1m_keys_*` figures and their target "
+                     "are not measured.")
+    commands = ctx.get("commands") or {}
+    notes.append(
+        "bench/bootstrap.py starts a converge-node (replication/tools/converge_node.cc) and "
+        "loads the carts into it with its `loadcarts N` command (one local update per key; "
+        "the load is timed apart: `*_load_s`), then starts an empty converge-node seeded with "
+        "it, both with certificates from scripts/make-certs (mutual TLS over loopback TCP), "
+        f"--durability {ctx.get('durability', 'buffered')} and otherwise the defaults (200 ms "
+        "rounds, fanout 3, 1 MiB messages). The clock starts when the joiner's process is "
+        "spawned and stops at the first poll (every 50 ms) at which its `root` equals the "
+        "source's and its `keys` count too: process start, TLS handshake, membership and the "
+        "whole anti-entropy catch-up are inside. MiB are the bytes the joiner's transport "
+        "sent and received (`net_bytes_*` of `stats`); CPU seconds are user + system time "
+        "of each process over the catch-up (all threads); peak RSS is VmHWM, the source's "
+        "reset through /proc/PID/clear_refs after its load"
+        + ("" if ctx.get("source_hwm_reset", True) else
+           " (**the reset failed in this run: the source's peak includes its load**)")
+        + "."
+        + (f" Commands: `{commands['source']}` and `{commands['joiner']}` (ports chosen "
+           "free at run time)." if commands else "")
+        + _load_text(ctx))
+    suite = results.get("bootstrap")
+    for run in (suite.runs.values() if suite is not None else []):
+        share = run[0].get("other_cpu_fraction")
+        if isinstance(share, (int, float)):
+            notes.append(f"Competition for the CPUs: during the catch-up, processes other than "
+                         f"the two nodes used {100 * share:.0f} % of the machine's CPU time "
+                         "(/proc/stat; near 0 % on a quiet machine).")
+    return [_repo_relative(n) for n in notes]
+
+
+def _repo_relative(text: str) -> str:
+    return text.replace(str(REPO_ROOT) + "/", "")
+
+
+def _cart_http_notes(figures: dict[str, Figure], results: dict[str, SuiteResults]) -> list[str]:
+    ctx = _context_of(results, "cart_http")
+    notes = []
+    reason = _missing_reason(results, "cart_http", "bench/cart_http.py")
+    if reason:
+        notes.append(f"**The cart HTTP figures were not measured in this run: {reason}.** "
+                     "Every figure above says \"not measured\".")
+    if ctx.get("nginx_skipped"):
+        notes.append(f"**The nginx reference was not measured in this run: "
+                     f"{ctx['nginx_skipped']}.** The figures compared with it say \"not "
+                     "measured\".")
+    duration = ctx.get("duration_s")
+    if duration and int(duration) != 10:
+        notes.append(f"**Each wrk run lasted {duration} s, not 10 s** (a quick run).")
+    commands = ctx.get("commands") or {}
+    reps = ctx.get("repetitions", 1)
+    notes.append(
+        "bench/cart_http.py starts one cart-server (`"
+        + ctx.get("server_command_buffered", "cart-server --insecure-loopback ...")
+        + "`, ports chosen free at run time, a fresh data directory), runs wrk against it "
+        f"(-t{ctx.get('threads', 2)} -c{ctx.get('connections', 32)} --latency, "
+        f"{duration or '?'} s, after a {ctx.get('warmup_s', 1)} s warm-up that is not "
+        "counted) with bench/wrk/cart_write.lua — POST /carts/<id>/items, "
+        "{\"sku\":...,\"quantity\":1-5}, a new cart for every request, so no cart nears the "
+        "line or quantity limits — and then with bench/wrk/cart_read.lua — GET of random "
+        "carts that write run made; then the same writes against a fresh cart-server with "
+        "--durability sync, and finally nginx (Debian nginx-light, a minimal configuration "
+        "written for the run: worker_processes auto, access_log off, keepalive_requests "
+        "1000000) serving a static file holding the body cart-server answered for one of "
+        "the written carts"
+        + (f" ({ctx['static_file_bytes']} bytes)" if ctx.get("static_file_bytes") else "")
+        + ", with the same wrk. "
+        + (f"Each was run {reps} times with fresh servers (median shown). " if reps > 1
+           else "Each ran once. ")
+        + "The latencies are wrk's (`--latency`, from the moment wrk writes a request to the "
+        "moment it has read the answer). Answers other than 2xx fail a run (none did where a "
+        "figure is shown). wrk and the server share this machine's "
+        "CPUs: a rate here is that of the pair, for cart-server and nginx alike, which is "
+        "why nginx is measured in the same run; the server CPU per request (its process's "
+        "user + system time, all threads, over the run) is the figure that does not depend "
+        "on what else ran." + _load_text(ctx))
+    suite = results.get("cart_http")
+    shares = []
+    for label, benchmark in (("buffered writes", "CartHttp/write/durability:buffered"),
+                             ("reads", "CartHttp/read/durability:buffered"),
+                             ("synced writes", "CartHttp/write/durability:sync"),
+                             ("nginx", "NginxStatic/get")):
+        values = suite.values(benchmark, "other_cpu_fraction") if suite is not None else []
+        if values:
+            shares.append(f"{100 * statistics.median(values):.0f} % during the {label}")
+    if shares:
+        notes.append("Competition for the CPUs: of the machine's CPU time while wrk ran, "
+                     "processes other than wrk and the server used " + ", ".join(shares)
+                     + " (/proc/stat; kernel threads count as other processes, such as "
+                     "those writing the synced writes' journal; near 0 % on a quiet "
+                     "machine).")
+    if commands:
+        notes.append("wrk commands: " + "; ".join(f"`{_repo_relative(c)}`"
+                                                  for c in commands.values()) + ".")
+    return [_repo_relative(n) for n in notes]
+
+
 SECTION_NOTES = {
     ("crdt", "OrSet add"): _orset_add_notes,
     ("crdt", "Counters and maps"): [
@@ -1284,6 +2018,10 @@ SECTION_NOTES = {
     ("storage", "Buffered writes, one writer"): _storage_buffered_notes,
     ("storage", "Synced writes"): _storage_sync_notes,
     ("storage", "Scale: 10,000,000 keys"): _storage_scale_notes,
+    ("replication", "Gossip rounds against cluster size"): _gossip_notes,
+    ("replication", "Anti-entropy against differing keys"): _ae_notes,
+    ("replication", "Bootstrap of a new replica"): _bootstrap_notes,
+    ("cart_http", "Throughput and latency against nginx"): _cart_http_notes,
 }
 
 
@@ -1326,8 +2064,20 @@ METHOD_NOTES = [
     "`build-bench/storage-data/`, deleted afterwards. Their raw RocksDB reference is "
     "Debian's db_bench run by bench/rocksdb_reference.py in the same bench/run "
     "(`build-bench/results/rocksdb_reference.json`, same shape as the other results).",
+    "- Replication figures: anti-entropy bytes and messages come from two real nodes on the "
+    "deterministic simulated network (bench/replication_benchmark.cc), gossip rounds from "
+    "converge-sim over many seeds (bench/gossip_rounds.py); both are counts, the same on "
+    "every machine. The bootstrap (bench/bootstrap.py) is two converge-node processes over "
+    "loopback TCP with mutual TLS, timed by the wall clock.",
+    "- HTTP figures (bench/cart_http.py) are wrk's, against one cart-server and, in the same "
+    "run, nginx serving a static file: the ratio to nginx says how close the cart service "
+    "comes to the fastest HTTP server this machine and client allow.",
+    "- Plots (docs/benchmarks/*.png) are drawn by report.py with gnuplot from the tables "
+    "they follow; without gnuplot the report says so and links none.",
     "- Raw results: `build-bench/results/*.json` (Google Benchmark JSON, one file per suite; "
-    "`orset_add_cost.json` holds the callgrind counts in the same shape).",
+    "`orset_add_cost.json` holds the callgrind counts, `rocksdb_reference.json`, "
+    "`cart_http.json`, `bootstrap.json` and `gossip_rounds.json` the drivers' results, in the "
+    "same shape).",
 ]
 
 
@@ -1364,6 +2114,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", type=Path, help="also write {figure: value} to this file")
     parser.add_argument("--command", help="command line to show in the report "
                         "(default: the one recorded in run.json)")
+    parser.add_argument("--plots", type=Path, default=None,
+                        help="directory of the PNG plots (default: benchmarks/ beside --out)")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
+    parser.add_argument("--gnuplot", default=None,
+                        help="gnuplot binary (default: PATH; none: no plots, and say so)")
     args = parser.parse_args(argv)
 
     run_info_path = args.results / "run.json"
@@ -1378,7 +2133,15 @@ def main(argv: list[str]) -> int:
     figures = compute_figures(results)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(figures, results, run_info))
+    plots = None
+    if not args.no_plots:
+        plot_dir = args.plots or args.out.parent / (args.out.stem)
+        try:
+            prefix = plot_dir.resolve().relative_to(args.out.parent.resolve()).as_posix() + "/"
+        except ValueError:
+            prefix = plot_dir.resolve().as_posix() + "/"
+        plots = draw_plots(figures, plot_dir, prefix, args.gnuplot)
+    args.out.write_text(render(figures, results, run_info, plots))
     if args.json:
         flat = {name: f.value for name, f in figures.items()}
         args.json.parent.mkdir(parents=True, exist_ok=True)
