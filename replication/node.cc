@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <deque>
+#include <mutex>
 #include <set>
+#include <span>
 #include <unordered_map>
 #include <utility>
 
@@ -310,55 +312,145 @@ class Node::Impl {
 
   // --- local writes ----------------------------------------------------------
 
-  void Submit(std::string key, LocalMutation mutation, WriteConsistency consistency,
-              std::function<void(StatusOr<std::string>)> done) {
-    if (!running_) {
-      done(Status(StatusCode::kUnavailable, "node is not running"));
-      return;
-    }
-    StatusOr<std::optional<std::string>> old_state = n_.store_.Get(key);
-    if (!old_state.ok()) {
-      done(old_state.status());
-      return;
-    }
-    std::string new_state;
-    storage::WriteBatch batch;
-    StatusOr<std::string> delta = mutation(*old_state, n_.self_, &new_state, &batch);
-    if (!delta.ok() || delta->empty()) {
-      done(std::move(delta));
-      return;
-    }
-    if (delta->size() + key.size() + 256 > n_.options_.max_message_bytes) {
-      done(ResourceExhausted("the delta of this update (" + std::to_string(delta->size()) +
-                             " bytes) exceeds the replication message limit; split the update"));
-      return;
-    }
-    const std::uint64_t seq = n_.update_seq_ + 1;
-    batch.Merge(key, *delta);
-    const std::uint64_t digest = StateDigest(new_state);
-    batch.PutAux(DigestKey(n_.tree_.LeafOf(key), key), Fixed64(digest));
-    batch.PutAux(std::string(kUpdateSeqKey), Fixed64(seq));
-    batch.set_trusted(true);  // encoded here by the mutator
-    if (Status s = n_.store_.Write(batch); !s.ok()) {
-      done(s);
-      return;
-    }
-    n_.update_seq_ = seq;
-    ++stats_.updates;
-    n_.tree_.Update(key, *old_state ? std::optional(StateDigest(**old_state)) : std::nullopt,
-                    digest);
-    const std::uint64_t buffer_seq = Append(key, *delta, n_.self_.value(), seq);
-    Notify(key, *old_state, new_state);
+  // --- local writes: group commit ---------------------------------------------
+  //
+  // Local updates are queued (from any thread) and the executor takes every
+  // update queued by then as one group: their mutators run one after the
+  // other (each sees the state the previous ones left), and the group is
+  // written as one atomic batch — one write, and in sync mode one fsync, for
+  // all of them. Concurrent writers therefore share syncs the way RocksDB's
+  // own group commit would let them, although the node applies updates one
+  // at a time.
 
-    if (consistency == WriteConsistency::kLocal ||
-        (MembershipKnown() && AcksNeeded(consistency) == 0)) {
-      done(std::move(delta));
+  struct Incoming {
+    std::string key;
+    LocalMutation mutation;
+    WriteConsistency consistency;
+    std::function<void(StatusOr<std::string>)> done;
+  };
+
+  // Any thread.
+  void Enqueue(Incoming incoming) {
+    bool schedule = false;
+    {
+      std::lock_guard lock(incoming_mu_);
+      incoming_.push_back(std::move(incoming));
+      schedule = !drain_scheduled_;
+      drain_scheduled_ = true;
+    }
+    if (schedule) n_.clock_.Post([this] { Drain(); });
+  }
+
+  void Drain() {
+    std::vector<Incoming> group;
+    {
+      std::lock_guard lock(incoming_mu_);
+      group.swap(incoming_);
+      drain_scheduled_ = false;
+    }
+    // Bounded groups: a flood is committed in several batches.
+    constexpr std::size_t kMaxGroup = 512;
+    for (std::size_t first = 0; first < group.size(); first += kMaxGroup) {
+      SubmitGroup(std::span(group).subspan(first, std::min(kMaxGroup, group.size() - first)));
+    }
+  }
+
+  void SubmitGroup(std::span<Incoming> group) {
+    if (!running_) {
+      for (Incoming& in : group) in.done(Status(StatusCode::kUnavailable, "node is not running"));
       return;
     }
+    struct Made {
+      Incoming* in;
+      std::optional<std::string> old_state;
+      std::string new_state;
+      std::string delta;
+      std::uint64_t seq;
+    };
+    std::vector<Made> made;
+    std::vector<std::pair<Incoming*, StatusOr<std::string>>> answered;  // no change, or failed
+    std::unordered_map<std::string, std::optional<std::string>> current;  // as of this group
+    storage::WriteBatch batch;
+    std::uint64_t seq = n_.update_seq_;
+    for (Incoming& in : group) {
+      auto it = current.find(in.key);
+      if (it == current.end()) {
+        StatusOr<std::optional<std::string>> state = n_.store_.Get(in.key);
+        if (!state.ok()) {
+          answered.emplace_back(&in, state.status());
+          continue;
+        }
+        it = current.emplace(in.key, std::move(state).value()).first;
+      }
+      std::string new_state;
+      storage::WriteBatch own;  // this update's auxiliary writes
+      StatusOr<std::string> delta = in.mutation(it->second, n_.self_, &new_state, &own);
+      if (!delta.ok() || delta->empty()) {
+        answered.emplace_back(&in, std::move(delta));
+        continue;
+      }
+      if (delta->size() + in.key.size() + 256 > n_.options_.max_message_bytes) {
+        answered.emplace_back(&in, ResourceExhausted(
+                                       "the delta of this update (" + std::to_string(delta->size()) +
+                                       " bytes) exceeds the replication message limit; split "
+                                       "the update"));
+        continue;
+      }
+      for (const storage::WriteBatch::AuxOp& op : own.aux()) {
+        if (op.value) {
+          batch.PutAux(op.key, *op.value);
+        } else {
+          batch.DeleteAux(op.key);
+        }
+      }
+      batch.Merge(in.key, *delta);
+      batch.PutAux(DigestKey(n_.tree_.LeafOf(in.key), in.key), Fixed64(StateDigest(new_state)));
+      made.push_back(Made{&in, it->second, new_state, std::move(delta).value(), ++seq});
+      it->second = std::move(new_state);
+    }
+    if (!made.empty()) {
+      batch.PutAux(std::string(kUpdateSeqKey), Fixed64(seq));
+      batch.set_trusted(true);  // encoded here by the mutators
+      if (Status s = n_.store_.Write(batch); !s.ok()) {
+        for (Made& m : made) answered.emplace_back(m.in, s);
+        made.clear();
+      }
+    }
+    bool push = false;
+    for (Made& m : made) {
+      Incoming& in = *m.in;
+      n_.update_seq_ = m.seq;
+      ++stats_.updates;
+      n_.tree_.Update(in.key,
+                      m.old_state ? std::optional(StateDigest(*m.old_state)) : std::nullopt,
+                      StateDigest(m.new_state));
+      const std::uint64_t buffer_seq = Append(in.key, m.delta, n_.self_.value(), m.seq);
+      Notify(in.key, m.old_state, m.new_state);
+      if (in.consistency == WriteConsistency::kLocal ||
+          (MembershipKnown() && AcksNeeded(in.consistency) == 0)) {
+        in.done(std::move(m.delta));
+        continue;
+      }
+      Wait(buffer_seq, in.consistency, std::move(in.done), std::move(m.delta));
+      push = true;
+    }
+    for (auto& [in, result] : answered) in->done(std::move(result));
+    // Do not wait for the next round: push majority/all writes to every
+    // replica now.
+    if (push) {
+      for (const auto& [name, m] : members_) {
+        if (m.state != MemberState::kLeft) SendDeltas(name);
+      }
+    }
+  }
+
+  // A committed write waiting for `consistency` confirmations.
+  void Wait(std::uint64_t buffer_seq, WriteConsistency consistency,
+            std::function<void(StatusOr<std::string>)> done, std::string delta) {
     PendingWrite& wait = waits_[buffer_seq];
     wait.consistency = consistency;
     wait.done = std::move(done);
-    wait.delta = std::move(delta).value();
+    wait.delta = std::move(delta);
     wait.timer = n_.clock_.Schedule(n_.options_.write_timeout_ms, [this, buffer_seq] {
       const auto it = waits_.find(buffer_seq);
       if (it == waits_.end()) return;
@@ -371,10 +463,6 @@ class Node::Impl {
                 "write is durable here but only " + std::to_string(got) + " of the " +
                     std::to_string(wanted) + " replicas asked for confirmed it in time"));
     });
-    // Do not wait for the next round: push to every replica now.
-    for (const auto& [name, m] : members_) {
-      if (m.state != MemberState::kLeft) SendDeltas(name);
-    }
   }
 
   // Whether this node knows whom "all" and "majority" count: it has heard of
@@ -1325,6 +1413,9 @@ class Node::Impl {
   std::uint64_t next_seq_ = 1;
   std::size_t buffer_bytes_ = 0;
   std::map<std::uint64_t, PendingWrite> waits_;
+  std::mutex incoming_mu_;
+  std::vector<Incoming> incoming_;  // guarded by incoming_mu_
+  bool drain_scheduled_ = false;     // guarded by incoming_mu_
   std::map<std::uint64_t, std::uint64_t> origin_seen_;
   std::vector<Subscription> subscriptions_;
   std::uint64_t next_subscription_ = 0;
@@ -1352,10 +1443,8 @@ void Node::Stop() { impl_->Stop(); }
 
 void Node::Submit(std::string key, LocalMutation mutation, WriteConsistency consistency,
                   std::function<void(StatusOr<std::string>)> done) {
-  clock_.Post([this, key = std::move(key), mutation = std::move(mutation), consistency,
-               done = std::move(done)]() mutable {
-    impl_->Submit(std::move(key), std::move(mutation), consistency, std::move(done));
-  });
+  impl_->Enqueue(
+      Impl::Incoming{std::move(key), std::move(mutation), consistency, std::move(done)});
 }
 
 void Node::Merge(std::string key, std::string state, std::function<void(StatusOr<bool>)> done) {

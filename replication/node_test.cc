@@ -382,5 +382,80 @@ TEST(NodeTest, AddRemoveCyclesKeepACartSmall) {
             << max_bytes << " during the run)\n";
 }
 
+// A MemoryStore that counts the batches written.
+class CountingStore final : public storage::Store {
+ public:
+  explicit CountingStore(storage::MemoryStore& inner) : inner_(inner) {}
+  int writes = 0;
+  storage::Identity identity() const override { return inner_.identity(); }
+  Status Write(const storage::WriteBatch& batch) override {
+    ++writes;
+    return inner_.Write(batch);
+  }
+  StatusOr<std::optional<std::string>> Get(std::string_view key) override { return inner_.Get(key); }
+  Status Scan(std::string_view b, std::string_view e, const storage::ScanFn& fn) override {
+    return inner_.Scan(b, e, fn);
+  }
+  StatusOr<std::optional<std::string>> GetAux(std::string_view key) override {
+    return inner_.GetAux(key);
+  }
+  Status ScanAux(std::string_view b, std::string_view e, const storage::ScanFn& fn) override {
+    return inner_.ScanAux(b, e, fn);
+  }
+  Status EnsureDotLease(std::uint64_t c) override { return inner_.EnsureDotLease(c); }
+  std::uint64_t dot_lease_end() const override { return inner_.dot_lease_end(); }
+  Status EnsureHlcLease(crdt::HlcTimestamp t) override { return inner_.EnsureHlcLease(t); }
+  crdt::HlcTimestamp hlc_high_water() const override { return inner_.hlc_high_water(); }
+  Status Retire() override { return inner_.Retire(); }
+  StatusOr<std::optional<std::string>> ReadRaw(std::string_view key) override {
+    return inner_.ReadRaw(key);
+  }
+  Status OverwriteRaw(std::string_view key, std::string_view bytes) override {
+    return inner_.OverwriteRaw(key, bytes);
+  }
+  Status Close() override { return inner_.Close(); }
+
+ private:
+  storage::MemoryStore& inner_;
+};
+
+// Updates queued together are committed as one batch (one fsync in sync
+// mode), each mutator seeing the state the previous ones left.
+TEST(NodeTest, UpdatesQueuedTogetherAreCommittedAsOneBatch) {
+  sim::SimWorld world(21);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  storage::MemoryStore memory(registry, crdt::ReplicaId{5});
+  CountingStore store(memory);
+  sim::SimClock clock(world);
+  sim::SimTransport net(world, "a");
+  NodeOptions o;
+  o.name = o.address = "a";
+  Node node(o, store, net, clock, registry);
+  ASSERT_TRUE(node.Start().ok());
+  world.RunFor(10);
+  const int before = store.writes;
+  int acked = 0;
+  for (int i = 0; i < 50; ++i) {
+    node.Update<Cart>(
+        i % 2 == 0 ? "cart:even" : "cart:odd",
+        [](Cart& c, crdt::ReplicaId r) {
+          return c.Update("fig", [&](crdt::CausalCounter& q) { return q.Increment(r, 1); });
+        },
+        WriteConsistency::kLocal, [&](StatusOr<Cart> d) { acked += d.ok() ? 1 : 0; });
+  }
+  // A no-op among them answers too, and writes nothing of its own.
+  node.Update<Cart>(
+      "cart:even", [](Cart& c, crdt::ReplicaId) { return c.Remove("absent"); },
+      WriteConsistency::kLocal, [&](StatusOr<Cart> d) { acked += d.ok() ? 1 : 0; });
+  world.RunFor(1);
+  EXPECT_EQ(acked, 51);
+  EXPECT_EQ(store.writes - before, 1) << "one batch for the whole group";
+  EXPECT_EQ(node.Read<Cart>("cart:even")->Get("fig")->Value(), 25u);
+  EXPECT_EQ(node.Read<Cart>("cart:odd")->Get("fig")->Value(), 25u);
+  EXPECT_EQ(node.update_sequence(), 50u);
+  EXPECT_EQ(node.stats().updates, 50u);
+  node.Stop();
+}
+
 }  // namespace
 }  // namespace converge::replication
