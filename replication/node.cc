@@ -260,6 +260,9 @@ class Node::Impl {
     storage::WriteBatch generation;
     generation.PutAux(std::string(kGenerationKey), Fixed64(generation_));
     CONVERGE_RETURN_IF_ERROR(n_.store_.Write(generation).WithContext("record generation"));
+    // An empty store catches up by streaming from one peer (in key order:
+    // sequential reads there, sequential writes here) before comparing trees.
+    want_stream_ = n_.tree_.root() == 0;
     start_ms_ = n_.clock_.NowMs();
     for (auto& [name, m] : known) {
       if (name.empty() || name == n_.options_.name) continue;
@@ -368,7 +371,7 @@ class Node::Impl {
       std::uint64_t seq;
     };
     std::vector<Made> made;
-    std::vector<std::pair<Incoming*, StatusOr<std::string>>> answered;  // no change, or failed
+    std::vector<std::pair<Incoming*, StatusOr<std::string>>> answered;    // no change, or failed
     std::unordered_map<std::string, std::optional<std::string>> current;  // as of this group
     storage::WriteBatch batch;
     std::uint64_t seq = n_.update_seq_;
@@ -390,10 +393,10 @@ class Node::Impl {
         continue;
       }
       if (delta->size() + in.key.size() + 256 > n_.options_.max_message_bytes) {
-        answered.emplace_back(&in, ResourceExhausted(
-                                       "the delta of this update (" + std::to_string(delta->size()) +
-                                       " bytes) exceeds the replication message limit; split "
-                                       "the update"));
+        answered.emplace_back(
+            &in, ResourceExhausted("the delta of this update (" + std::to_string(delta->size()) +
+                                   " bytes) exceeds the replication message limit; split "
+                                   "the update"));
         continue;
       }
       for (const storage::WriteBatch::AuxOp& op : own.aux()) {
@@ -405,6 +408,7 @@ class Node::Impl {
       }
       batch.Merge(in.key, *delta);
       batch.PutAux(DigestKey(n_.tree_.LeafOf(in.key), in.key), Fixed64(StateDigest(new_state)));
+      if (want_stream_) touched_while_streaming_.insert(in.key);
       made.push_back(Made{&in, it->second, new_state, std::move(delta).value(), ++seq});
       it->second = std::move(new_state);
     }
@@ -421,8 +425,7 @@ class Node::Impl {
       Incoming& in = *m.in;
       n_.update_seq_ = m.seq;
       ++stats_.updates;
-      n_.tree_.Update(in.key,
-                      m.old_state ? std::optional(StateDigest(*m.old_state)) : std::nullopt,
+      n_.tree_.Update(in.key, m.old_state ? std::optional(StateDigest(*m.old_state)) : std::nullopt,
                       StateDigest(m.new_state));
       const std::uint64_t buffer_seq = Append(in.key, m.delta, n_.self_.value(), m.seq);
       Notify(in.key, m.old_state, m.new_state);
@@ -651,6 +654,17 @@ class Node::Impl {
         const std::string& name = live[(start + k) % live.size()];
         if (AeInFlight(name, now)) continue;
         if (target.empty() || (peers_[name].needs_ae && !peers_[target].needs_ae)) target = name;
+      }
+      if (want_stream_) {
+        // Stream from one live peer; if it is gone, compare trees instead.
+        if (!stream_peer_.empty() &&
+            std::find(live.begin(), live.end(), stream_peer_) == live.end()) {
+          want_stream_ = false;
+          stream_peer_.clear();
+        } else if (stream_peer_.empty() && !target.empty()) {
+          stream_peer_ = target;
+        }
+        if (!stream_peer_.empty()) target = AeInFlight(stream_peer_, now) ? "" : stream_peer_;
       }
       if (!target.empty()) StartAe(target);
     }
@@ -969,7 +983,15 @@ class Node::Impl {
       }
       auto [it, fresh] = keys.try_emplace(e.key);
       KeyState& k = it->second;
-      if (fresh) {
+      // A key in a leaf our tree has nothing in is not in the store (the
+      // digest index commits with every state): no read needed — most of a
+      // bootstrap's keys.
+      // Likewise a streamed key past the stream's previous end that nothing
+      // else wrote since we started empty.
+      const bool streamed_new = stream_floor_ && e.key > *stream_floor_ &&
+                                !touched_while_streaming_.contains(std::string(e.key));
+      if (fresh && !streamed_new &&
+          n_.tree_.NodeHash(n_.tree_.depth(), n_.tree_.LeafOf(e.key)) != 0) {
         StatusOr<std::optional<std::string>> state = n_.store_.Get(e.key);
         if (!state.ok()) return state.status();
         k.before = std::move(state).value();
@@ -1014,6 +1036,9 @@ class Node::Impl {
       } else {
         ++stats_.ae_keys_repaired;
       }
+    }
+    if (want_stream_ && !stream_floor_) {
+      for (const std::string_view key : changed) touched_while_streaming_.emplace(key);
     }
     for (std::size_t i = 0; i < changed.size(); ++i) {
       const KeyState& k = keys[changed[i]];
@@ -1064,7 +1089,51 @@ class Node::Impl {
     nodes[0].setLevel(0);
     nodes[0].setIndex(0);
     nodes[0].initChildren(1).set(0, n_.tree_.root());  // the root alone first
+    if (want_stream_ && name == stream_peer_) {
+      ae.setStream(true);
+      ae.setStreamAfter(AsData(stream_after_));
+    }
     SendAe(name, builder);
+  }
+
+  // Our states after `after`, in key order: two capped messages at most (we
+  // read the second while they apply the first), the last saying whether
+  // there is more.
+  void StreamStates(const std::string& to, std::uint64_t session, const std::string& after) {
+    constexpr int kChunks = 2;
+    std::string begin = after;
+    if (!after.empty()) begin.push_back('\0');
+    std::vector<std::pair<std::string, std::string>> states;
+    std::size_t bytes = 0;
+    int sent = 0;
+    bool more_in_store = false;
+    const auto send = [&](bool more, bool end) {
+      capnp::MallocMessageBuilder builder;
+      auto ae = Header(builder).getBody().initAeStates();
+      ae.setSession(session);
+      auto out = ae.initStates(static_cast<unsigned>(states.size()));
+      for (unsigned i = 0; i < states.size(); ++i) {
+        out[i].setKey(AsData(states[i].first));
+        out[i].setState(AsData(states[i].second));
+      }
+      ae.setStreamLast(AsData(states.empty() ? after : states.back().first));
+      ae.setStreamMore(more);
+      ae.setStreamEnd(end);
+      SendAe(to, builder);
+      states.clear();
+      bytes = 0;
+    };
+    (void)n_.store_.Scan(begin, "", [&](std::string_view k, std::string_view v) {
+      std::string key(k), state(v);
+      if (AddState(key, state, &states, &bytes)) return true;
+      if (++sent == kChunks) {
+        more_in_store = true;
+        return false;
+      }
+      send(/*more=*/true, /*end=*/false);
+      return AddState(key, state, &states, &bytes);
+    });
+    send(/*more=*/false, /*end=*/!more_in_store);
   }
 
   void SendAe(const std::string& name, capnp::MallocMessageBuilder& builder) {
@@ -1113,6 +1182,20 @@ class Node::Impl {
       Peer& peer = peers_[from];
       if (session == peer.ae_session && msg.getInSync()) peer.ae_in_sync = true;
       EndAe(from, session);
+      return;
+    }
+    if (msg.getStream()) {
+      StreamStates(from, session, AsString(msg.getStreamAfter()));
+      return;
+    }
+    if (want_stream_ && session != peers_[from].ae_session) {
+      // Catching up by streaming: a tree comparison with us now would only
+      // list keys we are about to receive anyway. Later.
+      capnp::MallocMessageBuilder reply;
+      auto done = Header(reply).getBody().initAeNodes();
+      done.setSession(session);
+      done.setDone(true);
+      SendAe(from, reply);
       return;
     }
     const int depth = n_.tree_.depth();
@@ -1340,10 +1423,25 @@ class Node::Impl {
     for (const auto s : msg.getStates())
       entries.push_back(RemoteEntry{AsView(s.getKey()), AsView(s.getState()), 0, 0});
     const std::uint64_t before = stats_.ae_keys_repaired;
-    (void)ApplyRemote(entries, /*buffer=*/false);
+    const bool streamed = from == stream_peer_ && msg.hasStreamLast();
+    if (streamed) stream_floor_ = stream_after_;
+    const Status applied = ApplyRemote(entries, /*buffer=*/false);
+    stream_floor_.reset();
+    if (!applied.ok()) return;  // asked again later
     Peer& peer = peers_[from];
     if (stats_.ae_keys_repaired > before && peer.ae_session == msg.getSession())
       peer.ae_moved_state = true;
+    if (streamed) {
+      const std::string last = AsString(msg.getStreamLast());
+      if (last > stream_after_) stream_after_ = last;
+      if (msg.getStreamEnd()) {
+        want_stream_ = false;  // caught up: trees from now on
+        stream_peer_.clear();
+        touched_while_streaming_.clear();
+        peer.ae_moved_state = true;  // compare trees at once
+      }
+      if (msg.getStreamMore()) return;  // the session's answer goes on
+    }
     std::vector<std::string> pull;
     for (const auto k : msg.getPull()) pull.push_back(AsString(k));
     if (!pull.empty()) {
@@ -1413,9 +1511,17 @@ class Node::Impl {
   std::uint64_t next_seq_ = 1;
   std::size_t buffer_bytes_ = 0;
   std::map<std::uint64_t, PendingWrite> waits_;
+  bool want_stream_ = false;  // catching up by streaming (started empty)
+  std::string stream_peer_;   // ... from this peer
+  std::string stream_after_;  // ... after this key
+  // While a streamed message is applied: the stream's end before it. Keys
+  // past it that nothing else wrote since we started empty are not in the
+  // store.
+  std::optional<std::string> stream_floor_;
+  std::set<std::string> touched_while_streaming_;
   std::mutex incoming_mu_;
   std::vector<Incoming> incoming_;  // guarded by incoming_mu_
-  bool drain_scheduled_ = false;     // guarded by incoming_mu_
+  bool drain_scheduled_ = false;    // guarded by incoming_mu_
   std::map<std::uint64_t, std::uint64_t> origin_seen_;
   std::vector<Subscription> subscriptions_;
   std::uint64_t next_subscription_ = 0;
@@ -1443,8 +1549,7 @@ void Node::Stop() { impl_->Stop(); }
 
 void Node::Submit(std::string key, LocalMutation mutation, WriteConsistency consistency,
                   std::function<void(StatusOr<std::string>)> done) {
-  impl_->Enqueue(
-      Impl::Incoming{std::move(key), std::move(mutation), consistency, std::move(done)});
+  impl_->Enqueue(Impl::Incoming{std::move(key), std::move(mutation), consistency, std::move(done)});
 }
 
 void Node::Merge(std::string key, std::string state, std::function<void(StatusOr<bool>)> done) {

@@ -105,6 +105,11 @@ struct AeNodes {
                           # sent, so it holds everything the other held when
                           # the session started (not merely "nothing more
                           # found within the message caps")
+  # Catching up by streaming (a node that started with an empty store): the
+  # receiver answers with its states after streamAfter in key order, instead
+  # of comparing trees.
+  stream @4 :Bool;
+  streamAfter @5 :Data;
 }
 
 struct LeafKey {
@@ -132,4 +137,10 @@ struct AeStates {
   session @0 :UInt64;
   states @1 :List(KeyState);
   pull @2 :List(Data);
+  # An answer to a streaming AeNodes: the last key in this message, whether
+  # another message of the same answer follows, and whether the sender holds
+  # nothing after streamLast.
+  streamLast @3 :Data;
+  streamMore @4 :Bool;
+  streamEnd @5 :Bool;
 }

@@ -12,6 +12,10 @@
 //   add KEY ELEMENT [local|majority|all]   OrSet<string> add       -> ok
 //   remove KEY ELEMENT [w]                 OrSet<string> remove    -> ok
 //   incr KEY N [w]                         GCounter increment      -> ok
+//   set KEY VALUE [w]                      LwwRegister<string> write, stamped by
+//                                          the node's hybrid clock  -> ok
+//   lww KEY                                the register's value and its timestamp
+//                                          "VALUE PHYSICAL_MS.LOGICAL" (or "-")
 //   get KEY                                the sorted elements, space-separated
 //   count KEY                              the number of elements
 //   value KEY                              the GCounter's value
@@ -50,6 +54,7 @@
 
 #include "crdt/causal_counter.h"
 #include "crdt/g_counter.h"
+#include "crdt/lww_register.h"
 #include "crdt/or_map.h"
 #include "crdt/or_set.h"
 #include "replication/asio.h"
@@ -63,6 +68,7 @@ namespace converge::replication {
 namespace {
 
 using StringSet = crdt::OrSet<std::string>;
+using Lww = crdt::LwwRegister<std::string>;
 
 struct Flags {
   std::string name;
@@ -208,6 +214,23 @@ class NodeProcess {
       }
       return out;
     }
+    if (command == "set") {
+      if (!arity(2, 3)) return "error INVALID_ARGUMENT: usage: set KEY VALUE [w]";
+      const auto w = Consistency(words, 3);
+      if (!w) return "error INVALID_ARGUMENT: w is local, majority or all";
+      return Write<Lww>(words[1], *w, [this, value = words[2]](Lww& reg, crdt::ReplicaId r) {
+        return reg.Assign(r, node_->Now(), value);  // on the node's executor
+      });
+    }
+    if (command == "lww") {
+      if (!arity(1, 1)) return "error INVALID_ARGUMENT: usage: lww KEY";
+      StatusOr<Lww> reg = node_->Read<Lww>(words[1]);
+      if (!reg.ok()) return Error(reg.status());
+      if (!reg->write()) return "-";
+      const auto& w = *reg->write();
+      return w.value + " " + std::to_string(w.timestamp.physical_ms) + "." +
+             std::to_string(w.timestamp.logical);
+    }
     if (command == "value") {
       if (!arity(1, 1)) return "error INVALID_ARGUMENT: usage: value KEY";
       StatusOr<crdt::GCounter> counter = node_->Read<crdt::GCounter>(words[1]);
@@ -344,9 +367,10 @@ class NodeProcess {
         << " ae_repairs=" << n.ae_repairs << " ae_keys_repaired=" << n.ae_keys_repaired
         << " messages_rejected=" << n.messages_rejected << " retirements=" << n.retirements
         << " write_timeouts=" << n.write_timeouts << " buffer_entries=" << n.buffer_entries
-        << " rounds=" << n.rounds << " net_frames_sent=" << t.frames_sent
-        << " net_frames_received=" << t.frames_received << " net_bytes_sent=" << t.bytes_sent
-        << " net_bytes_received=" << t.bytes_received << " net_frames_dropped=" << t.frames_dropped
+        << " rounds=" << n.rounds << " timestamps_rejected=" << n.timestamps_rejected
+        << " net_frames_sent=" << t.frames_sent << " net_frames_received=" << t.frames_received
+        << " net_bytes_sent=" << t.bytes_sent << " net_bytes_received=" << t.bytes_received
+        << " net_frames_dropped=" << t.frames_dropped
         << " net_peers_disconnected=" << t.peers_disconnected
         << " net_connections_accepted=" << t.connections_accepted
         << " net_connections_dialed=" << t.connections_dialed
