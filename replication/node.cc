@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "replication/internal/read_every_field.h"
 #include "replication/protocol.capnp.h"
 
 namespace converge::replication {
@@ -743,7 +744,9 @@ class Node::Impl {
       kj::ArrayInputStream input(
           kj::arrayPtr(reinterpret_cast<const kj::byte*>(frame.data()), frame.size()));
       capnp::ReaderOptions options;
-      options.traversalLimitInWords = std::max<std::uint64_t>(1024, frame.size() * 16);
+      // Twice what one reading of the message may take: it is walked whole
+      // first (ReadEveryField), then read by its handler.
+      options.traversalLimitInWords = std::max<std::uint64_t>(2048, frame.size() * 32);
       options.nestingLimit = 16;
       capnp::PackedMessageReader reader(input, options);
       const auto msg = reader.getRoot<wire::Message>();
@@ -752,6 +755,10 @@ class Node::Impl {
         ++stats_.messages_rejected;
         return;
       }
+      // A malformed field anywhere throws here, before any of the message
+      // is acted on (a gossip message once persisted its first members and
+      // then threw on a later one).
+      internal::ReadEveryField(capnp::toDynamic(msg));
       const std::uint64_t generation = msg.getGeneration();
       Peer& peer = peers_[from];
       peer.last_heard_ms = n_.clock_.NowMs();

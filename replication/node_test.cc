@@ -1,6 +1,10 @@
 #include "replication/node.h"
 
+#include <capnp/message.h>
+#include <capnp/serialize-packed.h>
+#include <capnp/serialize.h>
 #include <gtest/gtest.h>
+#include <kj/io.h>
 
 #include <iostream>
 #include <memory>
@@ -9,7 +13,9 @@
 #include <vector>
 
 #include "crdt/crdt.h"
+#include "replication/protocol.capnp.h"
 #include "replication/sim/sim_world.h"
+#include "replication/transport.h"
 #include "storage/memory_store.h"
 
 namespace converge::replication {
@@ -392,7 +398,9 @@ class CountingStore final : public storage::Store {
     ++writes;
     return inner_.Write(batch);
   }
-  StatusOr<std::optional<std::string>> Get(std::string_view key) override { return inner_.Get(key); }
+  StatusOr<std::optional<std::string>> Get(std::string_view key) override {
+    return inner_.Get(key);
+  }
   Status Scan(std::string_view b, std::string_view e, const storage::ScanFn& fn) override {
     return inner_.Scan(b, e, fn);
   }
@@ -454,6 +462,89 @@ TEST(NodeTest, UpdatesQueuedTogetherAreCommittedAsOneBatch) {
   EXPECT_EQ(node.Read<Cart>("cart:odd")->Get("fig")->Value(), 25u);
   EXPECT_EQ(node.update_sequence(), 50u);
   EXPECT_EQ(node.stats().updates, 50u);
+  node.Stop();
+}
+
+// A transport whose frames the test hands in itself.
+class HandFedTransport final : public Transport {
+ public:
+  void Start(FrameHandler handler) override { handler_ = std::move(handler); }
+  void Send(const Endpoint&, std::string) override {}
+  void Stop() override { handler_ = nullptr; }
+  void Block(const std::string&) override {}
+  void UnblockAll() override {}
+  [[nodiscard]] TransportStats stats() const override { return {}; }
+  [[nodiscard]] std::size_t max_frame_bytes() const override { return 1 << 20; }
+  void Deliver(const std::string& from, std::string frame) { handler_(from, std::move(frame)); }
+
+ private:
+  FrameHandler handler_;
+};
+
+// A gossip message from n2 naming a new member n7, then a member whose name
+// is a text without its NUL terminator, packed as a peer would send it.
+std::string GossipWithAMalformedSecondMember(bool malformed) {
+  capnp::MallocMessageBuilder builder;
+  auto msg = builder.initRoot<wire::Message>();
+  msg.setVersion(1);
+  msg.setCluster("converge");
+  msg.setGeneration(1);
+  auto members = msg.getBody().initGossip().initMembers(2);
+  members[0].setName("n7");
+  members[0].setAddress("n7");
+  members[0].setGeneration(1);
+  members[0].setHeartbeat(1);
+  members[1].setName("evil");
+  members[1].setAddress("evil");
+  kj::Array<capnp::word> flat = capnp::messageToFlatArray(builder);
+  char* bytes = reinterpret_cast<char*>(flat.begin());
+  const std::string_view view(bytes, flat.size() * sizeof(capnp::word));
+  const std::size_t at = view.find(std::string_view("evil\0", 5));
+  EXPECT_NE(at, std::string_view::npos);
+  if (malformed && at != std::string_view::npos) bytes[at + 4] = 'x';
+  // One segment: the table is one word, the segment follows.
+  const kj::ArrayPtr<const capnp::word> segment = flat.slice(1, flat.size());
+  const kj::ArrayPtr<const capnp::word> segments[] = {segment};
+  kj::VectorOutputStream out;
+  capnp::writePackedMessage(out, kj::arrayPtr(segments, 1));
+  const kj::ArrayPtr<kj::byte> packed = out.getArray();
+  return std::string(reinterpret_cast<const char*>(packed.begin()), packed.size());
+}
+
+// The frame fuzzer's finding: a message malformed anywhere changes nothing,
+// also when its first fields are fine (here: a member n7 was persisted
+// before the malformed second member threw).
+TEST(NodeTest, AMessageMalformedAfterItsFirstFieldsChangesNothing) {
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  storage::MemoryStore store(registry, crdt::ReplicaId{900});
+  sim::SimWorld world(3);
+  sim::SimClock clock(world);
+  HandFedTransport transport;
+  NodeOptions options;
+  options.name = "n1";
+  options.address = "n1";
+  Node node(options, store, transport, clock, registry);
+  ASSERT_TRUE(node.Start().ok());
+  const auto knows_n7 = [&] {
+    for (const PeerStatus& p : node.Peers()) {
+      if (p.name == "n7") return true;
+    }
+    return false;
+  };
+
+  transport.Deliver("n2", GossipWithAMalformedSecondMember(true));
+  world.RunFor(10);
+  EXPECT_EQ(node.stats().messages_rejected, 1u);
+  EXPECT_FALSE(knows_n7());
+  const StatusOr<std::optional<std::string>> persisted = store.GetAux("m/n7");
+  ASSERT_TRUE(persisted.ok());
+  EXPECT_FALSE(persisted->has_value());
+
+  // The same message well formed is taken (the test can fail).
+  transport.Deliver("n2", GossipWithAMalformedSecondMember(false));
+  world.RunFor(10);
+  EXPECT_EQ(node.stats().messages_rejected, 1u);
+  EXPECT_TRUE(knows_n7());
   node.Stop();
 }
 

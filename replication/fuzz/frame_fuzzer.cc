@@ -69,6 +69,7 @@
 #include "replication/clock.h"
 #include "replication/fuzz/frame_harness.h"
 #include "replication/hash_tree.h"
+#include "replication/internal/read_every_field.h"
 #include "replication/internal/tcp_wire.h"
 #include "replication/node.h"
 #include "replication/protocol.capnp.h"
@@ -208,7 +209,7 @@ class FuzzTransport final : public Transport {
 
 capnp::ReaderOptions NodeReaderOptions(std::size_t frame_bytes) {
   capnp::ReaderOptions options;  // as Node::OnFrame sets them
-  options.traversalLimitInWords = std::max<std::uint64_t>(1024, frame_bytes * 16);
+  options.traversalLimitInWords = std::max<std::uint64_t>(2048, frame_bytes * 32);
   options.nestingLimit = 16;
   return options;
 }
@@ -225,32 +226,6 @@ struct Header {
 // arm that is set), as a node reading the whole message would; throws on
 // the first that cannot be read (a pointer out of bounds, a text without
 // its NUL, the traversal or nesting limit).
-void ReadEverything(capnp::DynamicValue::Reader value) {
-  switch (value.getType()) {
-    case capnp::DynamicValue::STRUCT: {
-      const capnp::DynamicStruct::Reader s = value.as<capnp::DynamicStruct>();
-      for (const capnp::StructSchema::Field field : s.getSchema().getNonUnionFields())
-        ReadEverything(s.get(field));
-      KJ_IF_MAYBE (field, s.which()) {
-        ReadEverything(s.get(*field));
-      }
-      break;
-    }
-    case capnp::DynamicValue::LIST:
-      for (const capnp::DynamicValue::Reader element : value.as<capnp::DynamicList>())
-        ReadEverything(element);
-      break;
-    case capnp::DynamicValue::TEXT:
-      (void)value.as<capnp::Text>().size();
-      break;
-    case capnp::DynamicValue::DATA:
-      (void)value.as<capnp::Data>().size();
-      break;
-    default:  // numbers, booleans, enums, void: in the struct's data section
-      break;
-  }
-}
-
 // The message's header when every field of it can be read; nullopt
 // otherwise. Read with the node's reader options; a message that exceeds
 // the traversal limit only because this walk and the node's reads together
@@ -268,14 +243,15 @@ std::optional<Header> ReadWholeMessage(std::string_view frame, std::uint64_t lim
     h.version = msg.getVersion();
     h.cluster = msg.getCluster();
     h.generation = msg.getGeneration();
-    ReadEverything(capnp::toDynamic(msg));
+    internal::ReadEveryField(capnp::toDynamic(msg));
     KJ_IF_MAYBE (field, capnp::toDynamic(msg.getBody()).which()) {
       (void)field;
       h.body = static_cast<int>(msg.getBody().which());
     }
     return h;
   } catch (const kj::Exception& e) {
-    if (limit_factor == 1 && std::string_view(e.getDescription().cStr()).find("traversal limit") != std::string_view::npos)
+    if (limit_factor == 1 && std::string_view(e.getDescription().cStr()).find("traversal limit") !=
+                                 std::string_view::npos)
       return ReadWholeMessage(frame, 2);
     return std::nullopt;
   }
@@ -312,7 +288,6 @@ std::string Describe(std::string_view bytes) {
   return out;
 }
 
-
 struct NodeState {
   storage::MemoryStore::Snapshot store;
   std::uint64_t root = 0;
@@ -340,7 +315,9 @@ std::string Difference(const NodeState& a, const NodeState& b) {
       const auto j = y.find(k);
       if (i == x.end() || j == y.end() || i->second != j->second) {
         out += std::string(" ") + what + "[" + Printable(k) + "]" +
-               (i == x.end() ? " added" : j == y.end() ? " removed" : " changed");
+               (i == x.end()   ? " added"
+                : j == y.end() ? " removed"
+                               : " changed");
       }
     }
   };
@@ -393,8 +370,7 @@ void CheckStore(const NodeState& s, const std::string& when, std::set<std::strin
     const std::uint64_t digest = StateDigest(value);
     const auto it = s.store.aux.find(DigestKey(Tree(), key));
     if (it == s.store.aux.end() || it->second != Fixed64(digest)) {
-      Fail(when + ": the digest index disagrees with the stored state of '" + Printable(key) +
-           "'");
+      Fail(when + ": the digest index disagrees with the stored state of '" + Printable(key) + "'");
     }
     root ^= HashTree::Contribution(key, digest);
   }
@@ -679,7 +655,6 @@ void Run(std::string_view stream) {
 }  // namespace converge::replication::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  converge::replication::fuzz::Run(
-      std::string_view(reinterpret_cast<const char*>(data), size));
+  converge::replication::fuzz::Run(std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;
 }
