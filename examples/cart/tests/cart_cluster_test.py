@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Multi-process tests of real cart-server processes (TESTPLAN R3 R4 R7 R8 R9 S5 S6).
+"""Multi-process tests of real cart-server processes (TESTPLAN R3 R4 R7 R8 R9 R11 S5 S6).
 
     cart_cluster_test.py --server build/examples/cart/server/cart-server \
         --make-certs scripts/make-certs --work-dir /tmp/cart-test [--slow] \
@@ -37,6 +37,11 @@ creates and deletes - drives them over HTTP and checks exact expected values
   wipe        R9: a data directory wiped, and one restored from an older copy:
               new replica id, no acknowledged line lost, nothing removed comes
               back, no dot reused (writes right after the restart count).
+  disk_faults R11: one node runs under fiu-run; fiu-ctrl makes its write(2) and
+              fdatasync(2) fail at random in a few windows while POSTs go on:
+              failures are 5xx with {"error"}, never 200; it takes writes
+              again once the faults clear; after a SIGKILL every
+              acknowledged write is there, on every node.
 
 Randomised scenarios print their seed; --seed N replays. --slow runs longer
 loops (more kills, pauses, rounds). Exit status: 0 passed, 1 failed (what
@@ -400,6 +405,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.generation = 0
         self.stderr_files: list[Path] = []
+        self.wrapper: list[str] = []  # a command the server runs under (fiu-run)
 
     @property
     def http_str(self) -> str:
@@ -419,7 +425,7 @@ class Server:
         for seed in self.seeds:
             cmd += ["--seed", seed]
         cmd += ["--tls-dir", str(self.h.certs)] if self.tls else ["--insecure-loopback"]
-        return cmd + self.flags
+        return self.wrapper + cmd + self.flags
 
     def start(self, timeout: float = 30.0) -> float:
         """Starts the process and waits for /healthz; returns the seconds it took."""
@@ -2787,6 +2793,156 @@ def scenario_http_abuse(h: Harness) -> None:
     s.stop()
 
 
+# --- R11: disk write and fsync errors ---------------------------------------------------------------
+
+
+def scenario_disk_faults(h: Harness) -> None:
+    fiu_run, fiu_ctrl = shutil.which("fiu-run"), shutil.which("fiu-ctrl")
+    if not fiu_run or not fiu_ctrl:
+        raise Skip("fiu-run/fiu-ctrl not installed (apt-get install fiu-utils)")
+    if "libasan" in subprocess.run(["ldd", str(h.server_binary)], capture_output=True,
+                                   text=True).stdout:
+        raise Skip("cart-server is built with AddressSanitizer, which refuses to run under "
+                   "fiu-run's preloaded library; this scenario runs in the default build")
+    rng = h.rng("fault windows and the writes")
+    rounds = 8 if h.slow else 3
+    servers = h.cluster(3, flags=["--durability", "sync", "--gossip-interval-ms", "100"],
+                        start=False)
+    target = servers[0]
+    ctrl_base = h.work / "fiu-ctrl"
+    target.wrapper = [fiu_run, "-x", "-f", str(ctrl_base)]
+    for s in servers:
+        s.start()
+    wait_members(servers)
+    carts, skus = ["d1", "d2"], SKUS[:4]
+    lock = threading.Lock()
+    acked: dict[tuple[str, str], int] = {}
+    maybe: dict[tuple[str, str], int] = {}   # answered 5xx or not answered: may have landed
+    counts = {"acked": 0, "failed": 0, "no_answer": 0, "refused": 0}
+    statuses: dict[int, int] = {}
+    answers: list[tuple[float, bool]] = []   # (time, acknowledged)
+    errors: list[str] = []
+    stop = threading.Event()
+    wrng = random.Random(h.seed + 1)
+
+    def load() -> None:
+        try:
+            while not stop.is_set():
+                cart, sku, n = wrng.choice(carts), wrng.choice(skus), wrng.randint(1, 9)
+                try:
+                    r = http(target.http, "POST", f"/carts/{cart}/items", {"sku": sku, "quantity": n},
+                             None, timeout=8)
+                except ConnectFailed:
+                    counts["refused"] += 1
+                    time.sleep(0.02)
+                    continue
+                except NoAnswer:
+                    with lock:
+                        maybe[(cart, sku)] = maybe.get((cart, sku), 0) + n
+                        counts["no_answer"] += 1
+                    continue
+                with lock:
+                    statuses[r.status] = statuses.get(r.status, 0) + 1
+                    if r.status == 200:
+                        acked[(cart, sku)] = acked.get((cart, sku), 0) + n
+                        counts["acked"] += 1
+                        answers.append((time.monotonic(), True))
+                    elif r.status >= 500:
+                        check("error" in r.json(), f"a {r.status} without an error: {r!r}")
+                        maybe[(cart, sku)] = maybe.get((cart, sku), 0) + n
+                        counts["failed"] += 1
+                        answers.append((time.monotonic(), False))
+                    else:
+                        raise Failure(f"POST {cart} {sku} +{n} under disk faults: {r!r}")
+                time.sleep(0.002)
+        except Failure as e:
+            errors.append(str(e))
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{type(e).__name__}: {e}")
+
+    def fiu(command: str) -> None:
+        r = subprocess.run([fiu_ctrl, "-f", str(ctrl_base), "-c", command, str(target.pid)],
+                           capture_output=True, text=True, timeout=10)
+        check(r.returncode == 0, f"fiu-ctrl {command!r}: {r.stderr.strip() or r.returncode}")
+
+    points = ("posix/io/rw/write", "posix/io/sync/fdatasync")
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    recoveries: list[float] = []
+    failed_in_windows = 0
+    try:
+        time.sleep(1.0)
+        check(counts["acked"] > 0, f"no write acknowledged before the faults: {statuses}")
+        for k in range(rounds):
+            p_write, p_sync = rng.choice([0.02, 0.05, 0.2]), rng.choice([0.05, 0.2, 1.0])
+            before = counts["failed"]
+            fiu(f"enable_random name={points[0]},probability={p_write}")
+            fiu(f"enable_random name={points[1]},probability={p_sync}")
+            time.sleep(rng.uniform(1.5, 3.0))
+            for point in points:
+                fiu(f"disable name={point}")
+            cleared = time.monotonic()
+            failed_in_windows += counts["failed"] - before
+            target.check_running()
+            # Recovers when the fault clears: acknowledged writes again.
+            deadline = cleared + 15
+            while time.monotonic() < deadline:
+                with lock:
+                    later = [t for t, ok in answers if ok and t > cleared + 0.05]
+                if len(later) >= 20:
+                    break
+                check(not errors, f"the writer failed: {errors}")
+                time.sleep(0.05)
+            with lock:
+                later = [t for t, ok in answers if ok and t > cleared + 0.05]
+            check(len(later) >= 20, f"round {k + 1}: {target.name} did not take writes again within "
+                                    f"15 s of the faults clearing ({len(later)} acknowledged)")
+            recoveries.append(later[0] - cleared)
+            log(f"round {k + 1}: write p={p_write}, fdatasync p={p_sync}; "
+                f"{counts['failed'] - before} writes failed; acknowledged again "
+                f"{recoveries[-1]:.2f} s after the faults cleared")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    check(not thread.is_alive(), "the writer did not stop")
+    check(not errors, f"the writer failed: {errors}")
+    check(failed_in_windows > 0, f"no write failed under the injected faults: {statuses}")
+
+    def verify(server: Server, cart: str, lines: list) -> str | None:
+        have = dict(lines)
+        for sku in set(have) | {k[1] for k in acked if k[0] == cart}:
+            lo = acked.get((cart, sku), 0)
+            hi = lo + maybe.get((cart, sku), 0)
+            if not lo <= have.get(sku, 0) <= hi:
+                return (f"{server.name}: {cart} {sku} = {have.get(sku, 0)}, expected {lo}..{hi} "
+                        f"(acknowledged {lo}, + {hi - lo} failed or unanswered)")
+        return None
+
+    # Every acknowledged write is on disk: also after a SIGKILL, restarted
+    # without the preload, and at every replica.
+    target.kill()
+    target.wrapper = []
+    target.start()
+    for cart in carts:
+        why = verify(target, cart, target.cart(cart)[1])
+        check(why is None, f"after the faults and a SIGKILL: {why}")
+    took = wait_converged(servers, None, carts, 40, "every node to hold the same carts",
+                          accept=lambda c, lines: verify(servers[0], c, lines))
+    wait_members(servers, 20)
+    applied = sum(dict(servers[1].cart(c)[1]).get(sku, 0) for c in carts for sku in skus) \
+        - sum(acked.values())
+    h.figure(f"disk_faults: {rounds} windows of fiu-run write/fdatasync errors on {target.name} "
+             f"(sync durability); {counts['acked']} writes acknowledged, {counts['failed']} answered "
+             f"5xx ({failed_in_windows} inside the windows), {counts['no_answer']} unanswered, 0 "
+             f"non-5xx errors; acknowledged writes lost 0 (after a SIGKILL and on all 3 nodes, "
+             f"converged {took:.2f} s after the restart); of the failed writes' quantity "
+             f"{sum(maybe.values())}, {applied} landed; acknowledged again p50 "
+             f"{percentile(recoveries, 50):.2f} s, max {max(recoveries):.2f} s after each fault "
+             f"cleared; statuses {dict(sorted(statuses.items()))}")
+    for s in servers:
+        s.stop()
+
+
 SCENARIOS: dict[str, Callable[[Harness], None]] = {
     "http_abuse": scenario_http_abuse,
     "bad_input": scenario_bad_input,
@@ -2794,6 +2950,7 @@ SCENARIOS: dict[str, Callable[[Harness], None]] = {
     "pause": scenario_pause,
     "sigkill": scenario_sigkill,
     "wipe": scenario_wipe,
+    "disk_faults": scenario_disk_faults,
     "one_way": scenario_one_way,
     "partition": scenario_partition,
 }
