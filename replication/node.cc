@@ -966,7 +966,8 @@ class Node::Impl {
     };
     std::unordered_map<std::string_view, KeyState> keys;
     keys.reserve(entries.size());
-    std::vector<std::string_view> changed;  // in order of first change
+    // In order of first change; unordered_map nodes stay where they are.
+    std::vector<std::pair<std::string_view, KeyState*>> changed;
     std::vector<const RemoteEntry*> applied;
     std::map<std::uint64_t, std::uint64_t> origins;
     codec::DecodeOptions options;  // untrusted: the delta is checked (our base is trusted)
@@ -1014,7 +1015,7 @@ class Node::Impl {
       if (k.now && *joined == *k.now) continue;  // nothing new
       if (!k.changed) {
         k.changed = true;
-        changed.push_back(it->first);
+        changed.emplace_back(it->first, &k);
       }
       k.now = std::move(joined).value();
       batch.Merge(std::string(e.key), std::string(e.delta));
@@ -1023,10 +1024,18 @@ class Node::Impl {
     // The final digest of each changed key.
     std::vector<std::uint64_t> digests;
     digests.reserve(changed.size());
-    for (const std::string_view key : changed) {
-      digests.push_back(StateDigest(*keys[key].now));
-      batch.PutAux(DigestKey(n_.tree_.LeafOf(key), key), Fixed64(digests.back()));
+    std::vector<std::pair<std::string, std::string>> digest_puts;
+    digest_puts.reserve(changed.size());
+    for (const auto& [key, state] : changed) {
+      digests.push_back(StateDigest(*state->now));
+      digest_puts.emplace_back(DigestKey(n_.tree_.LeafOf(key), key), Fixed64(digests.back()));
     }
+    // In digest-key (leaf) order, not key order: RocksDB's memtable then
+    // finds each one's place from the last one's instead of from the top
+    // (a bootstrap's million random-leaf inserts were a fifth of its CPU).
+    std::sort(digest_puts.begin(), digest_puts.end());
+    for (auto& [digest_key, value] : digest_puts)
+      batch.PutAux(std::move(digest_key), std::move(value));
     for (const auto& [origin, seq] : origins) {
       if (seq > origin_seen_[origin]) batch.PutAux(OriginKey(origin), Fixed64(seq));
     }
@@ -1045,13 +1054,13 @@ class Node::Impl {
       }
     }
     if (want_stream_ && !stream_floor_) {
-      for (const std::string_view key : changed) touched_while_streaming_.emplace(key);
+      for (const auto& entry : changed) touched_while_streaming_.emplace(entry.first);
     }
     for (std::size_t i = 0; i < changed.size(); ++i) {
-      const KeyState& k = keys[changed[i]];
-      n_.tree_.Update(changed[i], k.before ? std::optional(StateDigest(*k.before)) : std::nullopt,
-                      digests[i]);
-      if (!subscriptions_.empty()) Notify(std::string(changed[i]), k.before, *k.now);
+      const KeyState& k = *changed[i].second;
+      n_.tree_.Update(changed[i].first,
+                      k.before ? std::optional(StateDigest(*k.before)) : std::nullopt, digests[i]);
+      if (!subscriptions_.empty()) Notify(std::string(changed[i].first), k.before, *k.now);
     }
     // Dot safety also when a peer forwards our own old updates.
     if (const auto it = origins.find(n_.self_.value());
