@@ -106,8 +106,9 @@ bool ParseCount(const char* text, std::size_t& out) {
 // The measured region: adds items[first, first + m) to `set`, each delta
 // kept alive until the next add. Not inlined and with C linkage, so that
 // callgrind's --toggle-collect can name it.
-extern "C" __attribute__((noinline)) void converge_bench_measured_adds(
-    Set* set, const std::string* items, std::size_t m) {
+extern "C" __attribute__((noinline)) void converge_bench_measured_adds(Set* set,
+                                                                       const std::string* items,
+                                                                       std::size_t m) {
   for (std::size_t i = 0; i < m; ++i) {
     Set delta = set->Add(kReplica, items[i]);
     KeepAlive(delta);
@@ -163,8 +164,8 @@ int main(int argc, char** argv) {
   std::printf("final_size: %zu\n", set.size());
   std::printf("wall_ns_per_add: %.1f\n", wall_ns / static_cast<double>(m));
   if (set.size() != n + m) {
-    std::fprintf(stderr, "orset_add_cost: the set holds %zu elements, expected %zu\n",
-                 set.size(), n + m);
+    std::fprintf(stderr, "orset_add_cost: the set holds %zu elements, expected %zu\n", set.size(),
+                 n + m);
     return 1;
   }
   return 0;

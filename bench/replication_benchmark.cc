@@ -312,7 +312,8 @@ RunResult Repair(std::int64_t shared, const std::vector<std::pair<std::string, s
     }
   }
   RunResult r;
-  r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  r.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   r.virtual_ms = world.now_ms() - from;
   const NodeStats a1 = a.node->stats(), b1 = b.node->stats();
   r.ae_bytes = (a1.ae_bytes_sent - a0.ae_bytes_sent) + (b1.ae_bytes_sent - b0.ae_bytes_sent);

@@ -349,9 +349,9 @@ void AddEdgeCases(Corpus& corpus) {
     kj::VectorOutputStream out;
     capnp::writePackedMessage(out, builder);
     const auto bytes = out.getArray();
-    corpus.Add("edge-packed-zeros",
-               hello + Framed(std::string(reinterpret_cast<const char*>(bytes.begin()),
-                                          bytes.size())));
+    corpus.Add(
+        "edge-packed-zeros",
+        hello + Framed(std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size())));
   }
 }
 
