@@ -162,8 +162,12 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
       parser.body_limit(std::max(options_.body_limit, options_.max_body_limit));
       c.stream.expires_after(Ms(options_.request_timeout_ms));
       error_code ec;
-      co_await http::async_read_header(c.stream, buffer, parser,
-                                       asio::redirect_error(asio::use_awaitable, ec));
+      const std::size_t header_bytes = co_await http::async_read_header(
+          c.stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      // Beast applies its header limit to the request line and to the
+      // fields separately, so together they could reach twice the limit;
+      // the limit is on the whole header (docs/cart-api.md).
+      if (!ec && header_bytes > options_.header_limit) ec = http::error::header_limit;
       std::size_t limit = options_.body_limit;
       if (!ec && options_.body_limit_for) {
         const auto target = parser.get().target();
