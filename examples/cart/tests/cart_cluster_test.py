@@ -807,6 +807,22 @@ def describe_cart_diff(views: dict[str, list], want: list) -> str:
     return "; ".join(f"{name}: {got}" for name, got in views.items() if got != want) or "values equal"
 
 
+def outside_bounds(who: str, cart: str, lines: list, acked: dict, maybe: dict,
+                   maybe_what: str) -> str | None:
+    """Why a cart's lines are not each within [acknowledged, acknowledged +
+    maybe] of the increments made to it (per (cart, sku); `maybe` counts
+    writes that may or may not have landed), or None."""
+    have = dict(lines)
+    for sku in set(have) | {k[1] for k in acked if k[0] == cart}:
+        lo = acked.get((cart, sku), 0)
+        hi = lo + maybe.get((cart, sku), 0)
+        if not lo <= have.get(sku, 0) <= hi:
+            return (f"{who}: {cart} {sku} = {have.get(sku, 0)}, expected "
+                    + (f"exactly {lo}" if lo == hi else
+                       f"{lo}..{hi} (acknowledged {lo}, + {hi - lo} {maybe_what})"))
+    return None
+
+
 def wait_converged(servers: list[Server], model: CartModel | None, carts: Iterable[str],
                    timeout: float = 30.0, what: str = "",
                    accept: Callable[[str, list], str | None] | None = None,
@@ -1528,15 +1544,8 @@ def scenario_sigkill(h: Harness) -> None:
             paused.set()
 
     def verify(server: Server, cart: str, lines: list) -> str | None:
-        have = dict(lines)
-        for sku in set(have) | {k[1] for k in acked if k[0] == cart}:
-            lo = acked.get((cart, sku), 0)
-            hi = lo if cart in keyed_carts else lo + maybe.get((cart, sku), 0)
-            if not lo <= have.get(sku, 0) <= hi:
-                return (f"{server.name}: {cart} {sku} = {have.get(sku, 0)}, expected "
-                        + (f"exactly {lo} (Idempotency-Key retries)" if lo == hi else
-                           f"{lo}..{hi} (acknowledged {lo}, + {hi - lo} maybe)"))
-        return None
+        return outside_bounds(server.name, cart, lines, acked,
+                              {} if cart in keyed_carts else maybe, "maybe")
 
     thread = threading.Thread(target=load, daemon=True)
     thread.start()
@@ -2909,14 +2918,7 @@ def scenario_disk_faults(h: Harness) -> None:
     check(failed_in_windows > 0, f"no write failed under the injected faults: {statuses}")
 
     def verify(server: Server, cart: str, lines: list) -> str | None:
-        have = dict(lines)
-        for sku in set(have) | {k[1] for k in acked if k[0] == cart}:
-            lo = acked.get((cart, sku), 0)
-            hi = lo + maybe.get((cart, sku), 0)
-            if not lo <= have.get(sku, 0) <= hi:
-                return (f"{server.name}: {cart} {sku} = {have.get(sku, 0)}, expected {lo}..{hi} "
-                        f"(acknowledged {lo}, + {hi - lo} failed or unanswered)")
-        return None
+        return outside_bounds(server.name, cart, lines, acked, maybe, "failed or unanswered")
 
     # Every acknowledged write is on disk: also after a SIGKILL, restarted
     # without the preload, and at every replica.
