@@ -287,8 +287,8 @@ RunResult Repair(std::int64_t shared, const std::vector<std::pair<std::string, s
   // member is known and no session starts before the measured part.
   world.Cut("a", "b");
   world.Cut("b", "a");
-  SimNode a(world, "a", "b", std::make_unique<storage::MemoryStore>(Registry(), base.a));
-  SimNode b(world, "b", "a", std::make_unique<storage::MemoryStore>(Registry(), base.b));
+  SimNode a(world, "a", "b", std::make_unique<storage::MemoryStore>(Registry(), base.a, 1));
+  SimNode b(world, "b", "a", std::make_unique<storage::MemoryStore>(Registry(), base.b, 2));
   MergeAll(world, *a.node, extra);
   world.RunFor(3 * kGossipIntervalMs);  // a round trims what the merges buffered
   const NodeStats a0 = a.node->stats(), b0 = b.node->stats();

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -92,7 +93,7 @@ TEST(NodeTest, StoreRestoredFromACopyStartsANewIncarnation) {
     EXPECT_EQ(fresh.replica(), crdt::ReplicaId{500}) << "a store this process created keeps its id";
     fresh.Stop();
   }
-  storage::MemoryStore restored(registry, before_any_write);
+  storage::MemoryStore restored(registry, before_any_write, /*id_seed=*/1);
   sim::SimClock clock(world);
   sim::SimTransport transport(world, "n0");
   Node node(options, restored, transport, clock, registry);
@@ -100,6 +101,56 @@ TEST(NodeTest, StoreRestoredFromACopyStartsANewIncarnation) {
   EXPECT_NE(node.replica(), crdt::ReplicaId{500});
   EXPECT_EQ(node.stats().retirements, 1u);
   EXPECT_EQ(restored.identity().incarnation, 2u);
+}
+
+// A data directory rolled back twice to the same copy (the swarm's
+// rolled_back seed 1140): each restored process continues under an id of its
+// own, and none of the dots it issues was issued before.
+TEST(NodeTest, RestoringOneCopyTwiceNeverReusesAnIncarnation) {
+  using Set = crdt::OrSet<std::string>;
+  sim::SimWorld world(9);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  NodeOptions options;
+  options.name = "n0";
+  options.address = "n0";
+  std::set<std::pair<std::uint64_t, std::uint64_t>> dots;  // every dot issued
+  const auto run = [&](storage::MemoryStore& store, int writes) {
+    sim::SimClock clock(world);
+    sim::SimTransport transport(world, "n0");
+    Node node(options, store, transport, clock, registry);
+    EXPECT_TRUE(node.Start().ok());
+    for (int i = 0; i < writes; ++i) {
+      node.Update<Set>(
+          "set:k",
+          [&, i](Set& s, crdt::ReplicaId self) {
+            const std::uint64_t before = s.context().Max(self);
+            Set delta = s.Add(self, "e" + std::to_string(i));
+            delta.context().ForEachDot([&](const crdt::Dot& d) {
+              if (d.replica == self && d.counter > before) {
+                EXPECT_TRUE(dots.emplace(d.replica.value(), d.counter).second)
+                    << "dot (" << d.replica.value() << ", " << d.counter << ") issued twice";
+              }
+            });
+            return delta;
+          },
+          WriteConsistency::kLocal, [](StatusOr<Set> r) { EXPECT_TRUE(r.ok()); });
+      world.RunFor(1);
+    }
+    node.Stop();
+    return node.replica();
+  };
+  storage::MemoryStore original(registry, crdt::ReplicaId{500});
+  run(original, 2);
+  const storage::MemoryStore::Snapshot backup = original.TakeSnapshot();
+  const crdt::ReplicaId after_crash = run(original, 2);  // a plain restart
+  storage::MemoryStore first(registry, backup, /*id_seed=*/11);
+  const crdt::ReplicaId first_id = run(first, 2);
+  storage::MemoryStore second(registry, backup, /*id_seed=*/12);
+  const crdt::ReplicaId second_id = run(second, 2);
+  EXPECT_NE(first_id, second_id);
+  EXPECT_NE(first_id, after_crash);
+  EXPECT_NE(second_id, after_crash);
+  EXPECT_EQ(dots.size(), 8u);
 }
 
 // Writes waiting for confirmations hear of a stop instead of never.
@@ -331,7 +382,7 @@ TEST(NodeTest, LostDeltaIntervalsAreResentOrRepairedNeverSkipped) {
   // start; a goes on from b's last acknowledgement: a gap, refused, repaired
   // by anti-entropy.
   p.Crash(1);
-  p.store[1] = std::make_unique<storage::MemoryStore>(p.registry, old_copy);
+  p.store[1] = std::make_unique<storage::MemoryStore>(p.registry, old_copy, /*id_seed=*/1);
   p.Start(1);
   watch();
   add(4, WriteConsistency::kAll);

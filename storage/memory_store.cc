@@ -14,10 +14,11 @@ MemoryStore::MemoryStore(std::shared_ptr<const codec::TypeRegistry> registry,
   state_.identity.created = true;
 }
 
-MemoryStore::MemoryStore(std::shared_ptr<const codec::TypeRegistry> registry, Snapshot snapshot)
+MemoryStore::MemoryStore(std::shared_ptr<const codec::TypeRegistry> registry, Snapshot snapshot,
+                         std::uint64_t id_seed)
     : registry_(std::move(registry)),
       state_(std::move(snapshot)),
-      next_replica_seed_(state_.identity.replica.value()) {
+      next_replica_seed_(crdt::internal::Mix64(state_.identity.replica.value() ^ id_seed)) {
   state_.identity.created = false;  // a copy: an earlier process used it
 }
 

@@ -32,8 +32,13 @@ class MemoryStore final : public Store {
   // A store with identity `replica` (incarnation 1).
   MemoryStore(std::shared_ptr<const codec::TypeRegistry> registry, crdt::ReplicaId replica);
   // A store holding `snapshot` (a restarted replica whose directory survived,
-  // possibly rolled back).
-  MemoryStore(std::shared_ptr<const codec::TypeRegistry> registry, Snapshot snapshot);
+  // possibly rolled back). `id_seed` stands for the new process's entropy:
+  // the ReplicaIds it mints at Retire() derive from it, so two stores
+  // restored from one copy (a directory rolled back twice to the same
+  // backup) never retire to the same id — as RocksStore's random ids do not.
+  // Give every restored store its own seed.
+  MemoryStore(std::shared_ptr<const codec::TypeRegistry> registry, Snapshot snapshot,
+              std::uint64_t id_seed);
 
   [[nodiscard]] Snapshot TakeSnapshot() const;
 

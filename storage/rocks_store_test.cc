@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -190,6 +192,36 @@ TEST_F(RocksStoreTest, RetirementIsPersisted) {
   auto store = Open(Options(Durability::kSync, "boot-9"));
   EXPECT_EQ(store->identity().replica, retired.replica);
   EXPECT_EQ(store->identity().incarnation, 2u);
+}
+
+// A directory restored twice from the same backup (TESTPLAN R9; the swarm's
+// rolled_back seed 1140): each restored copy is a new process that must
+// retire to an id of its own — two processes under one id would issue the
+// same dots.
+TEST_F(RocksStoreTest, CopiesRestoredFromOneBackupRetireToDifferentIds) {
+  Identity original;
+  {
+    auto store = Open(Options());
+    ASSERT_TRUE(AddApple(*store).ok());
+    original = store->identity();
+    ASSERT_TRUE(store->Close().ok());
+  }
+  const std::string backup = scratch_.Sub("backup");
+  std::filesystem::copy(dir_, backup, std::filesystem::copy_options::recursive);
+  std::set<std::uint64_t> ids = {original.replica.value()};
+  for (int restore = 0; restore < 3; ++restore) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::copy(backup, dir_, std::filesystem::copy_options::recursive);
+    auto store = Open(Options());
+    ASSERT_NE(store, nullptr);
+    EXPECT_FALSE(store->identity().created) << "a restored copy is not new";
+    EXPECT_EQ(store->identity().replica, original.replica);
+    ASSERT_TRUE(store->Retire().ok());
+    EXPECT_TRUE(ids.insert(store->identity().replica.value()).second)
+        << "restore " << restore << " retired to an id already used";
+    ASSERT_TRUE(AddApple(*store).ok());
+    ASSERT_TRUE(store->Close().ok());
+  }
 }
 
 TEST_F(RocksStoreTest, CorruptedMetadataIsReportedAsCorruption) {

@@ -364,5 +364,26 @@ TYPED_TEST(StoreTest, ConcurrentWritersAreAllApplied) {
   }
 }
 
+// The simulator's model of a directory restored from a copy (TESTPLAN R9):
+// two stores restored from one snapshot are two processes, and retire to
+// different ids, as RocksStore's do (CopiesRestoredFromOneBackupRetireTo-
+// DifferentIds). Before the id seed, both derived their next id from the
+// snapshot alone, and the swarm's rolled_back seed 1140 reissued a dot.
+TEST(MemoryStoreTest, StoresRestoredFromOneSnapshotRetireToDifferentIds) {
+  MemoryStore original(Builtins(), ReplicaId{0x5eed});
+  ASSERT_TRUE(original.Retire().ok());
+  const MemoryStore::Snapshot copy = original.TakeSnapshot();
+  MemoryStore first(Builtins(), copy, /*id_seed=*/1);
+  MemoryStore second(Builtins(), copy, /*id_seed=*/2);
+  EXPECT_FALSE(first.identity().created);
+  ASSERT_TRUE(first.Retire().ok());
+  ASSERT_TRUE(second.Retire().ok());
+  EXPECT_NE(first.identity().replica, second.identity().replica);
+  EXPECT_NE(first.identity().replica, copy.identity.replica);
+  ASSERT_TRUE(original.Retire().ok());
+  EXPECT_NE(first.identity().replica, original.identity().replica);
+  EXPECT_NE(second.identity().replica, original.identity().replica);
+}
+
 }  // namespace
 }  // namespace converge::storage

@@ -289,7 +289,13 @@ void Simulation::RestartNode(int i, Restart how, int episode) {
     storage::MemoryStore::Snapshot copy = n.snapshots[pick].second;
     ++report_.rollbacks;
     ExcuseLostWrites(i, &copy);
-    n.store = std::make_unique<storage::MemoryStore>(registry_, std::move(copy));
+    // The restarted process's own entropy: a rolled-back copy's next
+    // incarnation must differ from every other process's, even one restored
+    // from the same copy before.
+    const std::uint64_t id_seed = crdt::internal::Mix64(o_.seed ^ (std::uint64_t{0xc0b7} << 32) ^
+                                                        (static_cast<std::uint64_t>(i) << 16) ^
+                                                        static_cast<std::uint64_t>(n.starts));
+    n.store = std::make_unique<storage::MemoryStore>(registry_, std::move(copy), id_seed);
     n.snapshots.resize(pick + 1);
     n.replaced_ms = world_.now_ms();
   }
