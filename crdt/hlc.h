@@ -65,19 +65,25 @@ class Hlc {
   // local one; or nullopt, changing nothing, when the remote timestamp is
   // more than max_offset ahead of the local physical clock.
   [[nodiscard]] std::optional<HlcTimestamp> Observe(HlcTimestamp remote) {
+    return Observe(remote, 0);
+  }
+
+  // The same, judging "too far ahead" against the later of the local
+  // physical clock and `reference_ms`: an estimate of the true time that the
+  // caller trusts more than its own clock when its own is behind (a replica
+  // uses the median of its peers' clocks, so that a replica whose clock was
+  // stepped back does not refuse its peers' timestamps forever). A reference
+  // behind the local clock changes nothing: the check never gets stricter.
+  [[nodiscard]] std::optional<HlcTimestamp> Observe(HlcTimestamp remote,
+                                                    std::uint64_t reference_ms) {
     const std::uint64_t physical = clock_();
-    if (remote.physical_ms > physical && remote.physical_ms - physical > max_offset_ms_) {
-      return std::nullopt;
-    }
+    if (!Acceptable(remote, std::max(physical, reference_ms))) return std::nullopt;
     Advance(physical, remote);
     return last_;
   }
 
   // True when Observe would accept `remote` now.
-  [[nodiscard]] bool Acceptable(HlcTimestamp remote) const {
-    const std::uint64_t physical = clock_();
-    return remote.physical_ms <= physical || remote.physical_ms - physical <= max_offset_ms_;
-  }
+  [[nodiscard]] bool Acceptable(HlcTimestamp remote) const { return Acceptable(remote, clock_()); }
 
   // Raises the clock to at least `high_water` (a persisted mark, after a
   // restart), so timestamps never go back even if the physical clock did.
@@ -108,6 +114,10 @@ class Hlc {
     } else {
       last_ = HlcTimestamp{l, static_cast<std::uint32_t>(logical)};
     }
+  }
+
+  [[nodiscard]] bool Acceptable(HlcTimestamp remote, std::uint64_t now_ms) const {
+    return remote.physical_ms <= now_ms || remote.physical_ms - now_ms <= max_offset_ms_;
   }
 
   PhysicalClock clock_;

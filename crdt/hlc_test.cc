@@ -129,6 +129,23 @@ TEST(HlcTest, RejectsRemoteBeyondMaxOffsetWithoutChangingState) {
   EXPECT_TRUE(clock.Acceptable(Ts(10, 0)));
 }
 
+// A replica whose own clock is behind judges "too far ahead" against a
+// reference it trusts more (its peers' median clock); a reference behind its
+// own clock changes nothing.
+TEST(HlcTest, ObserveAgainstAReferenceAheadOfTheLocalClock) {
+  ManualClock physical(1000);
+  Hlc clock(physical.AsFunction(), /*max_offset_ms=*/100);
+  EXPECT_EQ(clock.Observe(Ts(5050, 0)), std::nullopt) << "4 s ahead of the local clock";
+  EXPECT_EQ(clock.Observe(Ts(5050, 0), /*reference_ms=*/5000), Ts(5050, 1));
+  EXPECT_EQ(clock.Observe(Ts(5200, 0), /*reference_ms=*/5000), std::nullopt)
+      << "beyond the offset of the reference too";
+  EXPECT_EQ(clock.Current(), Ts(5050, 1));
+  // A reference behind the local clock is ignored: never stricter.
+  physical.Set(5100);
+  EXPECT_EQ(clock.Observe(Ts(5200, 0), /*reference_ms=*/10), Ts(5200, 1));
+  EXPECT_EQ(clock.Observe(Ts(5201, 0), /*reference_ms=*/10), std::nullopt);
+}
+
 TEST(HlcTest, LogicalOverflowMovesToTheNextMillisecond) {
   ManualClock physical(1000);
   Hlc clock(physical.AsFunction());

@@ -79,6 +79,10 @@ std::vector<MetricFamily> NodeMetrics::Families(const MetricsSnapshot& s) {
              "majority/all writes that timed out waiting for confirmations", counter,
              D(n.write_timeouts)),
       Scalar("converge_replication_rounds_total", "Gossip rounds", counter, D(n.rounds)),
+      Scalar("converge_replication_cluster_clock_offset_ms",
+             "The cluster's wall clock (median of the live members' and ours) minus ours; far "
+             "from 0, this node's clock is wrong",
+             gauge, static_cast<double>(n.cluster_clock_offset_ms)),
       Scalar("converge_replication_buffer_entries", "Entries in the delta buffer", gauge,
              D(n.buffer_entries)),
       Scalar("converge_replication_buffer_bytes", "Bytes in the delta buffer", gauge,

@@ -158,6 +158,10 @@ struct Node::Peer {
   bool send_resync = false;  // next interval tells them to skip to its start
   bool needs_ae = false;     // behind our trimmed buffer, or restarted
   std::uint64_t last_heard_ms = 0;
+  // Their wall clock minus ours, from their last message that gave it, and
+  // when (local time; 0: never).
+  std::int64_t clock_offset_ms = 0;
+  std::uint64_t clock_sampled_ms = 0;
   // Our anti-entropy session with them.
   std::uint64_t ae_session = 0;
   std::uint64_t ae_started_ms = 0;
@@ -480,12 +484,14 @@ class Node::Impl {
   }
 
   // Peer acknowledgements a write needs beyond our own (counting the members
-  // known now: a member learned meanwhile raises what "all" needs).
+  // known now: a member learned meanwhile raises what "all" needs; and never
+  // fewer than the replicas the cluster is deployed with).
   std::size_t AcksNeeded(WriteConsistency consistency) const {
     std::size_t replicas = 1;
     for (const auto& [name, m] : members_) {
       if (m.state != MemberState::kLeft) ++replicas;
     }
+    replicas = std::max(replicas, n_.options_.min_replicas);
     switch (consistency) {
       case WriteConsistency::kLocal:
         return 0;
@@ -678,6 +684,7 @@ class Node::Impl {
     msg.setVersion(kProtocolVersion);
     msg.setCluster(n_.options_.cluster);
     msg.setGeneration(generation_);
+    msg.setWallMs(n_.clock_.WallMs());
     return msg;
   }
 
@@ -762,6 +769,11 @@ class Node::Impl {
       const std::uint64_t generation = msg.getGeneration();
       Peer& peer = peers_[from];
       peer.last_heard_ms = n_.clock_.NowMs();
+      if (msg.getWallMs() != 0) {
+        // Their clock minus ours, as of now (less the message's transit).
+        peer.clock_offset_ms = static_cast<std::int64_t>(msg.getWallMs() - n_.clock_.WallMs());
+        peer.clock_sampled_ms = peer.last_heard_ms;
+      }
       const auto body = msg.getBody();
       switch (body.which()) {
         case wire::Message::Body::GOSSIP:
@@ -973,6 +985,7 @@ class Node::Impl {
     codec::DecodeOptions options;  // untrusted: the delta is checked (our base is trusted)
     options.reject_conflicting_writes = true;
     options.base_trusted = true;
+    std::optional<std::uint64_t> reference_ms;  // the cluster's time, once needed
     for (std::size_t index = 0; index < entries.size(); ++index) {
       const RemoteEntry& e = entries[index];
       if (e.origin != 0) origins[e.origin] = std::max(origins[e.origin], e.origin_seq);
@@ -981,9 +994,12 @@ class Node::Impl {
         ++stats_.messages_rejected;
         continue;
       }
-      // Last-writer-wins writes from a clock too far ahead are refused.
+      // Last-writer-wins writes from a clock too far ahead (of the cluster's
+      // time, when ours is behind it) are refused.
       if ((*type)->timestamp) {
-        if (const auto ts = (*type)->timestamp(e.delta); ts && !n_.hlc_.Observe(*ts)) {
+        if (!reference_ms) reference_ms = ClusterWallMs();
+        if (const auto ts = (*type)->timestamp(e.delta);
+            ts && !n_.hlc_.Observe(*ts, *reference_ms)) {
           ++stats_.timestamps_rejected;
           if (refused != nullptr) refused->push_back(index);
           continue;
@@ -1068,6 +1084,43 @@ class Node::Impl {
       (void)Retire();  // as in OnGossip: checked again with the next delta
     }
     return Status::Ok();
+  }
+
+  // --- clocks ------------------------------------------------------------------
+
+  // How far the cluster's clock is ahead of ours: the median of the offsets
+  // of the live members that told us their clock lately, and ours (0). With
+  // an even count, the middle value nearer to ours: two clocks that disagree
+  // do not say which one is wrong. A minority of wrong clocks, fast or slow,
+  // cannot move it.
+  std::int64_t ClusterClockOffsetMs() const {
+    const std::uint64_t now = n_.clock_.NowMs();
+    std::vector<std::int64_t> offsets = {0};
+    for (const auto& [name, m] : members_) {
+      if (m.state != MemberState::kAlive && m.state != MemberState::kSuspect) continue;
+      const auto it = peers_.find(name);
+      if (it == peers_.end() || it->second.clock_sampled_ms == 0 ||
+          now - it->second.clock_sampled_ms > n_.options_.dead_after_ms) {
+        continue;
+      }
+      offsets.push_back(it->second.clock_offset_ms);
+    }
+    std::sort(offsets.begin(), offsets.end());
+    const std::size_t mid = offsets.size() / 2;
+    if (offsets.size() % 2 == 1) return offsets[mid];
+    const std::int64_t low = offsets[mid - 1], high = offsets[mid];
+    return (low < 0 ? -low : low) <= (high < 0 ? -high : high) ? low : high;
+  }
+
+  // The time last-writer-wins timestamps are judged against: our clock, or
+  // the cluster's when ours is behind it (a clock stepped back, or skewed:
+  // refusing our peers' correct timestamps would keep us apart until our
+  // clock caught up, an hour later). Never ahead of ours by the word of a
+  // minority, never stricter than ours.
+  std::uint64_t ClusterWallMs() const {
+    const std::uint64_t wall = n_.clock_.WallMs();
+    const std::int64_t offset = ClusterClockOffsetMs();
+    return offset > 0 ? wall + static_cast<std::uint64_t>(offset) : wall;
   }
 
   // A state from outside (coherence-check's repair), joined like a peer's
@@ -1491,6 +1544,7 @@ class Node::Impl {
 
   NodeStats Stats() const {
     NodeStats s = stats_;
+    s.cluster_clock_offset_ms = ClusterClockOffsetMs();
     s.buffer_entries = buffer_.size();
     s.buffer_bytes = buffer_bytes_;
     return s;

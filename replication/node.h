@@ -66,6 +66,14 @@ struct NodeOptions {
   std::string address;               // where peers reach this node
   std::string cluster = "converge";  // peers of another cluster are ignored
   std::vector<std::string> seeds;    // addresses to contact at start
+  // The replicas the cluster is deployed with, this one included: majority
+  // and all never count fewer, whatever the member list says. Members are
+  // learned by gossip and remembered in the store; a node that lost its data
+  // directory relearns them from its peers. But when every member that
+  // remembered another lost its directory while that one was down or cut off
+  // (two wiped seeds on one side of a partition), the side left knows only
+  // itself and would call itself a majority, or all. 0: the members known.
+  std::size_t min_replicas = 0;
   // Gossiped with the membership, opaque to the protocol (the cart server
   // puts its HTTP address here); at most kMaxMetadataBytes.
   std::string metadata;
@@ -115,6 +123,10 @@ struct NodeStats {
   std::uint64_t messages_rejected = 0;    // malformed or foreign
   std::uint64_t timestamps_rejected = 0;  // LWW writes too far in the future
   std::uint64_t retirements = 0;          // new incarnations (at start, after a rollback)
+  // The cluster's wall clock minus ours (the median of the live members'
+  // clocks and ours): far from 0, our clock is wrong. Far-future LWW
+  // timestamps are judged against the cluster's time when ours is behind.
+  std::int64_t cluster_clock_offset_ms = 0;
   std::uint64_t write_timeouts = 0;
   std::uint64_t buffer_entries = 0;
   std::uint64_t buffer_bytes = 0;

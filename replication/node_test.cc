@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <kj/io.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -151,6 +152,127 @@ TEST(NodeTest, RestoringOneCopyTwiceNeverReusesAnIncarnation) {
   EXPECT_NE(first_id, after_crash);
   EXPECT_NE(second_id, after_crash);
   EXPECT_EQ(dots.size(), 8u);
+}
+
+// A small cluster of simulated nodes, with each node's wall clock offset.
+struct Cluster {
+  sim::SimWorld world{21};
+  std::shared_ptr<const codec::TypeRegistry> registry =
+      std::make_shared<const codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  std::vector<SimNode> nodes;
+
+  Cluster(const std::vector<std::int64_t>& wall_offsets_ms, NodeOptions base = {}) {
+    constexpr std::uint64_t kEpochMs = 1'700'000'000'000ULL;
+    nodes.resize(wall_offsets_ms.size());
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const std::string name = "n" + std::to_string(i);
+      SimNode& n = nodes[i];
+      n.store = std::make_unique<storage::MemoryStore>(registry, crdt::ReplicaId{i + 300});
+      n.clock = std::make_unique<sim::SimClock>(
+          world,
+          static_cast<std::uint64_t>(static_cast<std::int64_t>(kEpochMs) + wall_offsets_ms[i]));
+      n.transport = std::make_unique<sim::SimTransport>(world, name);
+      NodeOptions options = base;
+      options.name = options.address = name;
+      options.seeds = {"n0"};
+      options.seed = i + 1;
+      n.node = std::make_unique<Node>(options, *n.store, *n.transport, *n.clock, registry);
+      EXPECT_TRUE(n.node->Start().ok());
+    }
+    world.RunFor(2'000);
+  }
+
+  // A last-writer-wins write of `value` on node i; its outcome.
+  Status Assign(std::size_t i, const std::string& key, const std::string& value,
+                WriteConsistency w = WriteConsistency::kAll) {
+    using Lww = crdt::LwwRegister<std::string>;
+    Node& node = *nodes[i].node;
+    std::optional<Status> outcome;
+    node.Update<Lww>(
+        key, [&](Lww& r, crdt::ReplicaId self) { return r.Assign(self, node.Now(), value); }, w,
+        [&](StatusOr<Lww> d) { outcome = d.status(); });
+    world.RunFor(6'000);
+    return outcome.value_or(Status(StatusCode::kInternal, "no outcome"));
+  }
+
+  std::optional<std::string> Value(std::size_t i, const std::string& key) {
+    StatusOr<crdt::LwwRegister<std::string>> r =
+        nodes[i].node->Read<crdt::LwwRegister<std::string>>(key);
+    if (!r.ok() || !r->write()) return std::nullopt;
+    return r->write()->value;
+  }
+};
+
+constexpr std::int64_t kHourMs = 3'600'000;
+
+// TESTPLAN R12; the swarm's clock_skew seed 1012: a node whose clock was
+// stepped back far beyond the accepted offset judged its peers' timestamps
+// against its own clock and refused them until it caught up (an hour later
+// in the simulator; never, within the run). It judges them against the
+// cluster's median clock now, which a minority cannot move.
+TEST(NodeTest, ANodeWhoseClockIsBehindTakesItsPeersTimestamps) {
+  NodeOptions base;
+  base.hlc_max_offset_ms = 60'000;
+  Cluster c({0, 1'000, -2 * kHourMs}, base);
+  EXPECT_GT(c.nodes[2].node->stats().cluster_clock_offset_ms, 2 * kHourMs - 60'000);
+  EXPECT_LT(std::abs(c.nodes[0].node->stats().cluster_clock_offset_ms), 2'000);
+  EXPECT_TRUE(c.Assign(0, "lww:a", "from-n0").ok()) << "n2 refused n0's timestamp";
+  EXPECT_EQ(c.Value(2, "lww:a"), "from-n0");
+  EXPECT_EQ(c.nodes[2].node->stats().timestamps_rejected, 0u);
+  // n2 overwrites what it saw: later, though its own clock is two hours
+  // behind, so its write wins everywhere.
+  EXPECT_TRUE(c.Assign(2, "lww:a", "from-n2").ok());
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(c.Value(i, "lww:a"), "from-n2") << i;
+}
+
+// ... and the skew protection still holds against a minority clock that runs
+// ahead: its peers refuse its timestamps, and do not move their clocks.
+TEST(NodeTest, AFastMinorityClockIsStillRefused) {
+  NodeOptions base;
+  base.hlc_max_offset_ms = 60'000;
+  base.write_timeout_ms = 3'000;
+  Cluster c({0, 1'000, 2 * kHourMs}, base);
+  EXPECT_LT(c.nodes[2].node->stats().cluster_clock_offset_ms, -2 * kHourMs + 60'000);
+  EXPECT_TRUE(c.Assign(0, "lww:b", "from-n0").ok());
+  const Status fast = c.Assign(2, "lww:b", "from-n2");
+  EXPECT_EQ(fast.code(), StatusCode::kDeadlineExceeded) << fast;
+  EXPECT_EQ(c.Value(0, "lww:b"), "from-n0");
+  EXPECT_EQ(c.Value(1, "lww:b"), "from-n0");
+  EXPECT_GT(c.nodes[0].node->stats().timestamps_rejected, 0u);
+  EXPECT_LT(c.nodes[0].node->hlc().Current().physical_ms,
+            1'700'000'000'000ULL + static_cast<std::uint64_t>(kHourMs))
+      << "n0's clock was dragged toward n2's";
+}
+
+// Two clocks that disagree do not say which one is wrong: with one peer, a
+// node trusts its own clock.
+TEST(NodeTest, TwoNodesDoNotOutvoteEachOther) {
+  NodeOptions base;
+  base.hlc_max_offset_ms = 60'000;
+  base.write_timeout_ms = 3'000;
+  Cluster c({0, -2 * kHourMs}, base);
+  EXPECT_EQ(c.nodes[1].node->stats().cluster_clock_offset_ms, 0);
+  EXPECT_EQ(c.Assign(0, "lww:c", "from-n0").code(), StatusCode::kDeadlineExceeded);
+  EXPECT_GT(c.nodes[1].node->stats().timestamps_rejected, 0u);
+}
+
+// The swarm's wiped seeds 1070 and 1627: every member that remembered n2 lost
+// its directory while n2 was down (or cut off), so the two that remained knew
+// only each other and acknowledged "all" (or "majority", of five) alone. The
+// deployment's size (min_replicas) keeps majority and all honest.
+TEST(NodeTest, MinReplicasCountsMembersNobodyRemembers) {
+  NodeOptions base;
+  base.write_timeout_ms = 2'000;
+  base.min_replicas = 3;
+  Cluster c({0, 0}, base);  // the third replica is down, and forgotten
+  EXPECT_EQ(c.Assign(0, "lww:d", "x", WriteConsistency::kMajority).code(), StatusCode::kOk);
+  const Status all = c.Assign(0, "lww:d", "y", WriteConsistency::kAll);
+  EXPECT_EQ(all.code(), StatusCode::kDeadlineExceeded) << all;
+  EXPECT_NE(all.message().find("2 of the 3"), std::string::npos) << all;
+  // Without it, the two call themselves all.
+  base.min_replicas = 0;
+  Cluster forgetful({0, 0}, base);
+  EXPECT_TRUE(forgetful.Assign(0, "lww:d", "y", WriteConsistency::kAll).ok());
 }
 
 // Writes waiting for confirmations hear of a stop instead of never.

@@ -21,6 +21,9 @@ struct Message {
     aeLeaves @7 :AeLeaves;
     aeStates @8 :AeStates;
   }
+  wallMs @9 :UInt64;      # sender's wall clock (Unix ms) when it built the
+                          # message; 0: not given. Receivers estimate the
+                          # cluster's time from their peers' clocks.
 }
 
 # --- Membership (every round, to a few random peers) ---------------------

@@ -9,11 +9,17 @@
 #include "replication/sim/sim_cluster.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "crdt/crdt.h"
@@ -207,6 +213,10 @@ class Simulation {
   void CheckMembership(SimulationReport& report) const;
   void Check(SimulationReport& report);
   NodeStats TotalStats() const;
+  // One line of the run's timeline to options.trace, if any.
+  void Trace(const std::string& what) const {
+    if (o_.trace != nullptr) *o_.trace << "[" << world_.now_ms() << " ms] " << what << '\n';
+  }
 
   NodeOptions OptionsFor(int i) const {
     NodeOptions n;
@@ -215,6 +225,9 @@ class Simulation {
     for (int s = 0; s < std::min(2, o_.nodes); ++s) n.seeds.push_back("n" + std::to_string(s));
     n.gossip_interval_ms = o_.gossip_interval_ms;
     n.fanout = o_.fanout;
+    // The deployment says how many replicas it has, so majority and all keep
+    // their meaning even when a side of a partition forgot the others.
+    n.min_replicas = static_cast<std::size_t>(o_.nodes);
     n.suspect_after_ms = o_.gossip_interval_ms * 20;
     n.dead_after_ms = o_.gossip_interval_ms * 60;
     n.write_timeout_ms = 5'000;
@@ -248,6 +261,7 @@ void Simulation::StartNode(int i) {
     report_.violations.push_back(n.name + " could not start: " + s.ToString());
     n.node.reset();
   }
+  if (n.node) Trace("start " + n.name + " as replica " + std::to_string(n.node->replica().value()));
 }
 
 void Simulation::CrashNode(int i) {
@@ -269,6 +283,10 @@ void Simulation::RestartNode(int i, Restart how, int episode) {
   SimNode& n = nodes_[static_cast<std::size_t>(i)];
   if (n.up() || n.down_for != episode) return;  // another episode's crash
   n.down_for = -1;
+  Trace("restart " + n.name +
+        (how == Restart::kIntact  ? ""
+         : how == Restart::kWiped ? " wiped"
+                                  : " rolled back"));
   if (how == Restart::kIntact) ++report_.crashes;
   if (how == Restart::kWiped) {
     ++report_.wipes;
@@ -287,6 +305,8 @@ void Simulation::RestartNode(int i, Restart how, int episode) {
         n.snapshots.size() - 1 -
         static_cast<std::size_t>(rng_() % std::min<std::size_t>(3, n.snapshots.size()));
     storage::MemoryStore::Snapshot copy = n.snapshots[pick].second;
+    Trace(n.name + " rolled back to its copy of " + std::to_string(n.snapshots[pick].first) +
+          " ms");
     ++report_.rollbacks;
     ExcuseLostWrites(i, &copy);
     // The restarted process's own entropy: a rolled-back copy's next
@@ -334,6 +354,7 @@ void Simulation::ExcuseLostWrites(int i, const storage::MemoryStore::Snapshot* k
 void Simulation::CheckHolders(std::size_t index) {
   const WriteRecordEntry& w = writes_[index];
   const Write::Record& r = *w.record;
+  Trace("write " + std::to_string(index) + " answered: " + r.status.ToString());
   if (!r.status.ok() || r.delta.empty() || w.consistency == WriteConsistency::kLocal) return;
   // A store replaced since the write may have held it and lost it with its
   // directory (which is no fault of the acknowledgement).
@@ -376,6 +397,8 @@ void Simulation::IssueWrite(int preferred) {
   const std::size_t index = writes_.size();
   entry.record->on_done = [this, index] { CheckHolders(index); };
   writes_.push_back(entry);
+  Trace("write " + std::to_string(index) + " to " + write.key + " on n" + std::to_string(target) +
+        " (" + std::string(WriteConsistencyName(entry.consistency)) + ")");
   write.submit(*nodes_[static_cast<std::size_t>(target)].node, entry.consistency, entry.record);
 }
 
@@ -388,10 +411,12 @@ void Simulation::TakeSnapshots() {
 }
 
 void Simulation::CutLink(const std::string& from, const std::string& to) {
+  Trace("cut " + from + " -> " + to);
   if (cut_count_[{from, to}]++ == 0) world_.Cut(from, to);
 }
 
 void Simulation::HealLink(const std::string& from, const std::string& to) {
+  Trace("heal " + from + " -> " + to);
   auto it = cut_count_.find({from, to});
   if (it == cut_count_.end() || it->second == 0) return;
   if (--it->second == 0) world_.Restore(from, to);
@@ -618,6 +643,7 @@ SimulationReport Simulation::Run() {
     world_.ScheduleAt(at, [this, node, episode] {
       SimNode& n = nodes_[static_cast<std::size_t>(node)];
       if (!n.up()) return;  // already down: this episode is not injected
+      Trace("crash " + n.name);
       CrashNode(node);
       n.down_for = episode;
     });
@@ -632,6 +658,7 @@ SimulationReport Simulation::Run() {
     world_.ScheduleAt(at, [this, node] {
       SimNode& n = nodes_[static_cast<std::size_t>(node)];
       n.wall_offset_ms -= std::min(n.wall_offset_ms, o_.jump_ms);
+      Trace("clock of " + n.name + " stepped back " + std::to_string(o_.jump_ms) + " ms");
       if (n.clock) n.clock->set_wall_offset_ms(n.wall_offset_ms);
       ++report_.clock_jumps;
     });
@@ -663,6 +690,24 @@ SimulationReport Simulation::Run() {
   // ignored would be declared dead by now.
   world_.RunFor(std::max<std::uint64_t>(6'000, o_.gossip_interval_ms * 60 + 2'000));
   CheckMembership(report);
+  if (o_.trace != nullptr && !report.converged) {
+    const auto first = nodes_[0].store->TakeSnapshot().states;
+    for (std::size_t i = 1; i < nodes_.size(); ++i) {
+      const auto other = nodes_[i].store->TakeSnapshot().states;
+      for (const auto& [key, state] : first) {
+        const auto it = other.find(key);
+        if (it == other.end() || it->second != state)
+          Trace("n0 and n" + std::to_string(i) + " differ in " + key);
+      }
+    }
+    for (const SimNode& n : nodes_) {
+      if (n.up()) {
+        Trace(n.name + " sees the cluster's clock " +
+              std::to_string(n.node->stats().cluster_clock_offset_ms) + " ms from its own");
+      }
+    }
+  }
+
   if (!report.converged) {
     report.violations.push_back("the nodes did not converge within " +
                                 std::to_string(o_.max_rounds) + " rounds after the last fault");
@@ -724,6 +769,85 @@ SimulationReport RunSimulation(const SimulationOptions& options, Workload worklo
   }
   Simulation simulation(options, std::move(workload), std::move(registry));
   return simulation.Run();
+}
+
+namespace {
+
+template <class T>
+bool ParseNumber(std::string_view text, T* out) {
+  if constexpr (std::is_floating_point_v<T>) {
+    const std::string s(text);
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || end != s.c_str() + s.size() || errno != 0 || !std::isfinite(v)) return false;
+    *out = static_cast<T>(v);
+    return true;
+  } else {
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+    return ec == std::errc() && end == text.data() + text.size();
+  }
+}
+
+}  // namespace
+
+StatusOr<SimulationOptions> ParseReplayCommand(std::string_view line) {
+  std::vector<std::string_view> words;
+  for (std::size_t i = 0; i < line.size();) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    std::size_t j = i;
+    while (j < line.size() && line[j] != ' ' && line[j] != '\t') ++j;
+    if (j > i) words.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  if (words.empty() || (words[0] != "converge-sim" && !words[0].ends_with("/converge-sim"))) {
+    return InvalidArgument("a replay command starts with converge-sim");
+  }
+  SimulationOptions o;
+  const std::map<std::string_view, std::function<bool(std::string_view)>> flags = {
+      {"--nodes", [&](std::string_view v) { return ParseNumber(v, &o.nodes); }},
+      {"--fanout", [&](std::string_view v) { return ParseNumber(v, &o.fanout); }},
+      {"--seed", [&](std::string_view v) { return ParseNumber(v, &o.seed); }},
+      {"--loss", [&](std::string_view v) { return ParseNumber(v, &o.loss); }},
+      {"--dup", [&](std::string_view v) { return ParseNumber(v, &o.duplication); }},
+      {"--partitions", [&](std::string_view v) { return ParseNumber(v, &o.partitions); }},
+      {"--crashes", [&](std::string_view v) { return ParseNumber(v, &o.crashes); }},
+      {"--wipes", [&](std::string_view v) { return ParseNumber(v, &o.wipes); }},
+      {"--rollbacks", [&](std::string_view v) { return ParseNumber(v, &o.rollbacks); }},
+      {"--skew-ms", [&](std::string_view v) { return ParseNumber(v, &o.skew_ms); }},
+      {"--clock-jumps", [&](std::string_view v) { return ParseNumber(v, &o.clock_jumps); }},
+      {"--jump-ms", [&](std::string_view v) { return ParseNumber(v, &o.jump_ms); }},
+      {"--hlc-max-offset-ms",
+       [&](std::string_view v) { return ParseNumber(v, &o.hlc_max_offset_ms); }},
+      {"--workload",
+       [&](std::string_view v) {
+         o.workload = std::string(v);
+         return true;
+       }},
+      {"--writes", [&](std::string_view v) { return ParseNumber(v, &o.writes); }},
+      {"--keys", [&](std::string_view v) { return ParseNumber(v, &o.keys); }},
+      {"--majority-percent",
+       [&](std::string_view v) { return ParseNumber(v, &o.majority_percent); }},
+      {"--all-percent", [&](std::string_view v) { return ParseNumber(v, &o.all_percent); }},
+      {"--gossip-interval-ms",
+       [&](std::string_view v) { return ParseNumber(v, &o.gossip_interval_ms); }},
+      {"--window-ms", [&](std::string_view v) { return ParseNumber(v, &o.fault_window_ms); }},
+      {"--max-rounds", [&](std::string_view v) { return ParseNumber(v, &o.max_rounds); }},
+  };
+  for (std::size_t i = 1; i < words.size(); ++i) {
+    const std::string_view flag = words[i];
+    if (flag == "--reorder") {
+      o.reorder = true;
+      continue;
+    }
+    const auto it = flags.find(flag);
+    if (it == flags.end()) return InvalidArgument("unknown flag '" + std::string(flag) + "'");
+    if (i + 1 == words.size()) return InvalidArgument(std::string(flag) + " needs a value");
+    if (!it->second(words[++i])) {
+      return InvalidArgument("bad value '" + std::string(words[i]) + "' for " + std::string(flag));
+    }
+  }
+  return o;
 }
 
 std::string ReplayCommand(const SimulationOptions& o) {

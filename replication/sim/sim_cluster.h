@@ -33,9 +33,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "crdt/codec/codec.h"
@@ -79,6 +81,10 @@ struct SimulationOptions {
   std::uint64_t fault_window_ms = 20'000;
   // Gossip rounds after the last fault within which the nodes must converge.
   int max_rounds = 300;
+  // Where to write the run's timeline (starts, crashes, restarts, cuts,
+  // heals, clock steps, writes and their answers, and what differs when it
+  // did not converge); not part of the run (ReplayCommand leaves it out).
+  std::ostream* trace = nullptr;
 };
 
 struct SimulationReport {
@@ -193,6 +199,11 @@ SimulationReport RunSimulation(const SimulationOptions& options, Workload worklo
 
 // The converge-sim command line that runs `options` again.
 std::string ReplayCommand(const SimulationOptions& options);
+
+// The options of a replay command (the inverse of ReplayCommand): "converge-sim"
+// followed by the flags ReplayCommand writes, in any order. Anything else
+// is an InvalidArgument naming it. Regression seeds are kept as such lines.
+StatusOr<SimulationOptions> ParseReplayCommand(std::string_view line);
 
 }  // namespace converge::replication::sim
 

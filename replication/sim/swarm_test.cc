@@ -4,13 +4,19 @@
 // acknowledged write lost. A failing seed prints its converge-sim replay
 // command.
 //
-// CONVERGE_SWARM_SEEDS=N runs N seeds per mix instead of the default (the
-// "slow" soak runs thousands); CONVERGE_SWARM_FIRST_SEED shifts them.
+// CONVERGE_SWARM_SEEDS=N runs N seeds per mix instead of the default;
+// CONVERGE_SWARM_FIRST_SEED shifts them. (The soak and the time-boxed
+// random-seed swarm run converge-sim --swarm: replication/CMakeLists.txt.)
+// Every seed that ever failed is replayed from regression_seeds.txt.
+
+#include "replication/sim/swarm.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <numeric>
 #include <string>
@@ -22,80 +28,21 @@
 namespace converge::replication::sim {
 namespace {
 
-struct Mix {
-  const char* name;
-  double loss = 0;
-  double dup = 0;
-  bool reorder = false;
-  int partitions = 0;
-  int crashes = 0;
-  int wipes = 0;
-  int rollbacks = 0;
-  std::uint64_t skew_ms = 0;
-  int clock_jumps = 0;
-  std::uint64_t hlc_max_offset_ms = crdt::Hlc::kDefaultMaxOffsetMs;
-};
-
-const Mix kMixes[] = {
-    {"clean"},
-    {"loss10", 0.10},
-    {"loss30", 0.30},
-    {"dup50", 0, 0.50},
-    {"reorder", 0.05, 0.20, true},
-    {"partitions", 0, 0, false, 3},
-    {"partitions_lossy", 0.10, 0.10, true, 3},
-    {"crashes", 0.05, 0, false, 0, 3},
-    {"crashes_partitions", 0.05, 0.05, true, 2, 2},
-    {"wiped", 0.05, 0, false, 1, 1, 2},
-    {"rolled_back", 0.05, 0, true, 1, 1, 0, 2},
-    {"everything", 0.30, 0.50, true, 3, 1, 1, 1},
-    // TESTPLAN R12: clocks ±1 h apart and stepped back an hour, within what
-    // nodes accept: last-writer-wins must follow causality all the same.
-    {"clock_skew", 0.05, 0, true, 1, 1, 0, 0, 3'600'000, 2, 3 * 3'600'000},
-    // ... and clocks further apart than nodes accept: far-future writes are
-    // refused until the others' clocks catch up, then converge.
-    {"far_future", 0.05, 0, false, 0, 0, 0, 0, 6'000, 0, 1'000},
-};
-
-void PrintTo(const Mix& mix, std::ostream* os) { *os << mix.name; }
-
 int EnvInt(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v == nullptr ? fallback : std::atoi(v);
 }
 
-SimulationOptions OptionsFor(const Mix& mix, std::uint64_t seed) {
-  SimulationOptions o;
-  o.seed = seed;
-  o.nodes = 3 + static_cast<int>(seed % 5);   // 3..7
-  o.fanout = 1 + static_cast<int>(seed % 3);  // 1..3
-  o.loss = mix.loss;
-  o.duplication = mix.dup;
-  o.reorder = mix.reorder;
-  o.partitions = mix.partitions;
-  o.crashes = mix.crashes;
-  o.wipes = mix.wipes;
-  o.rollbacks = mix.rollbacks;
-  o.skew_ms = mix.skew_ms;
-  o.clock_jumps = mix.clock_jumps;
-  o.hlc_max_offset_ms = mix.hlc_max_offset_ms;
-  o.writes = 120;
-  o.keys = 6;
-  o.fault_window_ms = 12'000;
-  o.max_rounds = 200;
-  return o;
-}
-
-class SwarmTest : public ::testing::TestWithParam<Mix> {};
+class SwarmTest : public ::testing::TestWithParam<SwarmMix> {};
 
 TEST_P(SwarmTest, EverySeedConvergesWithoutLosingAcknowledgedWrites) {
-  const Mix& mix = GetParam();
+  const SwarmMix& mix = GetParam();
   const int seeds = EnvInt("CONVERGE_SWARM_SEEDS", 25);
   const std::uint64_t first = static_cast<std::uint64_t>(EnvInt("CONVERGE_SWARM_FIRST_SEED", 1));
   std::vector<std::uint64_t> rounds;
   std::uint64_t faults = 0, acked = 0, lost_with_data = 0, retirements = 0, refused = 0;
   for (std::uint64_t seed = first; seed < first + static_cast<std::uint64_t>(seeds); ++seed) {
-    const SimulationOptions options = OptionsFor(mix, seed);
+    const SimulationOptions options = mix.OptionsFor(seed);
     const SimulationReport r = RunSimulation(options);
     ASSERT_TRUE(r.ok()) << "mix " << mix.name << " seed " << seed << ": "
                         << (r.violations.empty() ? "" : r.violations.front())
@@ -109,7 +56,7 @@ TEST_P(SwarmTest, EverySeedConvergesWithoutLosingAcknowledgedWrites) {
     lost_with_data += r.writes_lost_with_data;
     retirements += r.retirements;
     refused += r.timestamps_rejected;
-    if (mix.partitions > 0 || mix.crashes > 0 || mix.wipes > 0 || mix.rollbacks > 0) {
+    if (mix.HasEpisodes()) {
       EXPECT_GT(r.faults_injected, 0u) << "no fault was injected: " << r.replay;
     }
   }
@@ -125,15 +72,15 @@ TEST_P(SwarmTest, EverySeedConvergesWithoutLosingAcknowledgedWrites) {
             << rounds[rounds.size() / 2] << " max " << rounds.back() << '\n';
 }
 
-INSTANTIATE_TEST_SUITE_P(Mixes, SwarmTest, ::testing::ValuesIn(kMixes),
-                         [](const ::testing::TestParamInfo<Mix>& param) {
+INSTANTIATE_TEST_SUITE_P(Mixes, SwarmTest, ::testing::ValuesIn(SwarmMixes()),
+                         [](const ::testing::TestParamInfo<SwarmMix>& param) {
                            return std::string(param.param.name);
                          });
 
 // --- determinism ---------------------------------------------------------------
 
 TEST(SimulationTest, SameSeedSameTrace) {
-  SimulationOptions o = OptionsFor(kMixes[11], 77);
+  SimulationOptions o = FindSwarmMix("everything")->OptionsFor(77);
   const SimulationReport a = RunSimulation(o);
   const SimulationReport b = RunSimulation(o);
   EXPECT_EQ(a.trace_hash, b.trace_hash);
@@ -156,7 +103,7 @@ TEST(SimulationTest, ReplayCommandNamesEveryNonDefaultOption) {
 }
 
 TEST(SimulationTest, WipedAndRolledBackNodesContinueUnderNewIncarnations) {
-  SimulationOptions o = OptionsFor(kMixes[10], 5);
+  SimulationOptions o = FindSwarmMix("rolled_back")->OptionsFor(5);
   o.rollbacks = 3;
   o.wipes = 1;
   const SimulationReport r = RunSimulation(o);
@@ -167,17 +114,87 @@ TEST(SimulationTest, WipedAndRolledBackNodesContinueUnderNewIncarnations) {
   EXPECT_EQ(r.dots_reused, 0u);
 }
 
-// Seeds the swarm found, kept as regression tests. Both rolled a node back
-// to a copy taken before its first write: the copy looked unused, so the node
-// kept its ReplicaId and issued dots its earlier self had issued (the fix:
-// only a directory created by this process keeps its id).
-TEST(SimulationRegressionTest, RollbackToBeforeTheFirstWriteReusesNoDot) {
-  for (const auto& [mix, seed] :
-       {std::pair{kMixes[10], std::uint64_t{1020}}, std::pair{kMixes[11], std::uint64_t{1005}}}) {
-    const SimulationReport r = RunSimulation(OptionsFor(mix, seed));
-    EXPECT_TRUE(r.ok()) << (r.violations.empty() ? "" : r.violations.front()) << "\n  " << r.replay;
-    EXPECT_EQ(r.dots_reused, 0u) << r.replay;
-    EXPECT_GT(r.rollbacks, 0u) << r.replay;
+// --- every seed the swarm ever found -------------------------------------------------
+
+// One line of regression_seeds.txt: a converge-sim replay command, then
+// "# mix: what it found".
+struct RegressionSeed {
+  std::string line;
+  std::string name;  // for the test's name: line<N>_<mix>_<seed>
+  std::string mix;
+};
+
+void PrintTo(const RegressionSeed& seed, std::ostream* os) { *os << seed.name; }
+
+std::vector<RegressionSeed> LoadRegressionSeeds() {
+  std::vector<RegressionSeed> seeds;
+  std::ifstream in(CONVERGE_REGRESSION_SEEDS);
+  std::string text;
+  for (int number = 1; std::getline(in, text); ++number) {
+    const std::size_t hash = text.find('#');
+    std::string command = text.substr(0, hash);
+    while (!command.empty() && std::isspace(static_cast<unsigned char>(command.back())))
+      command.pop_back();
+    if (command.empty()) continue;
+    RegressionSeed seed;
+    seed.line = command;
+    if (hash != std::string::npos) {
+      const std::string note = text.substr(hash + 1);
+      const std::size_t colon = note.find(':');
+      std::string mix = note.substr(0, colon);
+      std::erase_if(
+          mix, [](char c) { return !std::isalnum(static_cast<unsigned char>(c)) && c != '_'; });
+      seed.mix = mix;
+    }
+    const StatusOr<SimulationOptions> options = ParseReplayCommand(command);
+    seed.name = "line" + std::to_string(number) + "_" + (seed.mix.empty() ? "run" : seed.mix) +
+                "_" + (options.ok() ? std::to_string(options->seed) : "unparsed");
+    seeds.push_back(std::move(seed));
+  }
+  return seeds;
+}
+
+class RegressionSeedTest : public ::testing::TestWithParam<RegressionSeed> {};
+
+// Each seed replays exactly what failed once; it must run clean now: it
+// converges, loses nothing acknowledged and reuses no dot.
+TEST_P(RegressionSeedTest, RunsClean) {
+  const StatusOr<SimulationOptions> options = ParseReplayCommand(GetParam().line);
+  ASSERT_TRUE(options.ok()) << options.status() << ": " << GetParam().line;
+  const SimulationReport r = RunSimulation(*options);
+  EXPECT_TRUE(r.ok()) << (r.violations.empty() ? "" : r.violations.front()) << "\n  " << r.replay;
+  EXPECT_EQ(r.dots_reused, 0u);
+  EXPECT_EQ(r.acked_writes_lost, 0u);
+  EXPECT_EQ(r.replay, GetParam().line) << "the line does not replay itself";
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, RegressionSeedTest, ::testing::ValuesIn(LoadRegressionSeeds()),
+                         [](const ::testing::TestParamInfo<RegressionSeed>& param) {
+                           return param.param.name;
+                         });
+
+TEST(RegressionSeedFileTest, HoldsTheSeedsOfEveryFailureClass) {
+  const std::vector<RegressionSeed> seeds = LoadRegressionSeeds();
+  ASSERT_GE(seeds.size(), 20u) << "cannot read " << CONVERGE_REGRESSION_SEEDS;
+  for (const RegressionSeed& s : seeds) {
+    EXPECT_TRUE(ParseReplayCommand(s.line).ok()) << s.line;
+    EXPECT_NE(FindSwarmMix(s.mix), nullptr) << "no mix named after '#': " << s.line;
+  }
+}
+
+TEST(SimulationTest, ParseReplayCommandInvertsReplayCommand) {
+  for (const SwarmMix& mix : SwarmMixes()) {
+    SimulationOptions o = mix.OptionsFor(4242);
+    o.workload = "lww";
+    o.all_percent = 33;
+    const StatusOr<SimulationOptions> parsed = ParseReplayCommand(ReplayCommand(o));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(ReplayCommand(*parsed), ReplayCommand(o));
+  }
+  for (const char* bad :
+       {"", "sim --seed 1", "converge-sim --seed", "converge-sim --seed x", "converge-sim --nope 1",
+        "converge-sim --loss nan", "converge-sim --nodes 3.5"}) {
+    EXPECT_FALSE(ParseReplayCommand(bad).ok()) << bad;
   }
 }
 

@@ -85,6 +85,7 @@ struct Flags {
   std::uint64_t dead_after_ms = 6'000;
   std::uint64_t write_timeout_ms = 5'000;
   int fanout = 3;
+  std::size_t min_replicas = 0;
   TcpTransportOptions net;
   bool quiet = false;
 };
@@ -160,6 +161,7 @@ class NodeProcess {
     options.dead_after_ms = flags_.dead_after_ms;
     options.write_timeout_ms = flags_.write_timeout_ms;
     options.fanout = flags_.fanout;
+    options.min_replicas = flags_.min_replicas;
     options.max_message_bytes = std::min(options.max_message_bytes, transport_.max_frame_bytes());
     node_ = std::make_unique<Node>(options, store_, transport_, clock_, registry_);
     return OnNode(clock_, [this] { return node_->Start(); });
@@ -368,6 +370,7 @@ class NodeProcess {
         << " messages_rejected=" << n.messages_rejected << " retirements=" << n.retirements
         << " write_timeouts=" << n.write_timeouts << " buffer_entries=" << n.buffer_entries
         << " rounds=" << n.rounds << " timestamps_rejected=" << n.timestamps_rejected
+        << " cluster_clock_offset_ms=" << n.cluster_clock_offset_ms
         << " net_frames_sent=" << t.frames_sent << " net_frames_received=" << t.frames_received
         << " net_bytes_sent=" << t.bytes_sent << " net_bytes_received=" << t.bytes_received
         << " net_frames_dropped=" << t.frames_dropped
@@ -517,6 +520,11 @@ int main(int argc, char** argv) {
   app.add_option("--gossip-interval-ms", flags.gossip_interval_ms, "gossip round period")
       ->capture_default_str()
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{3'600'000}));
+  app.add_option("--min-replicas", flags.min_replicas,
+                 "replicas the cluster is deployed with: majority/all never count fewer (0: the "
+                 "members known)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, std::size_t{100'000}));
   app.add_option("--durability", flags.durability, "store durability")
       ->capture_default_str()
       ->check(CLI::IsMember({"sync", "buffered"}));

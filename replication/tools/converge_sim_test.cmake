@@ -3,7 +3,8 @@
 #   cmake -DSIM=<path to converge-sim> -P replication/tools/converge_sim_test.cmake
 # --json prints one object with the contract's fields; the same seed and
 # arguments give the same trace_hash; exit 0 when converged with no
-# violation; bad flags exit 2 with a message.
+# violation; bad flags exit 2 with a message; --swarm runs the fault mixes
+# over a seed range (or a time budget) and reports each mix.
 cmake_minimum_required(VERSION 3.25)
 if(NOT SIM)
   message(FATAL_ERROR "converge_sim_test: -DSIM=<converge-sim> is required")
@@ -63,6 +64,53 @@ if(NOT status EQUAL 1)
 endif()
 
 foreach(bad "--nodes;0" "--loss;1.5" "--workload;nonsense" "--frobnicate")
+  execute_process(COMMAND "${SIM}" ${bad} OUTPUT_VARIABLE output ERROR_VARIABLE errors
+                  RESULT_VARIABLE status)
+  if(NOT status EQUAL 2 OR errors STREQUAL "")
+    message(FATAL_ERROR "converge-sim ${bad}: exit ${status}, stderr '${errors}' (want 2 and a message)")
+  endif()
+endforeach()
+# --swarm: the mixes on a seed range; --json names every mix with its figures;
+# the same range gives the same figures.
+execute_process(COMMAND "${SIM}" --swarm --seed-base 5 --seeds-per-mix 2 --mix clean --mix wiped
+                        --threads 2 --json
+                OUTPUT_VARIABLE swarm ERROR_VARIABLE errors RESULT_VARIABLE status)
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "converge-sim --swarm exited ${status}: ${swarm} ${errors}")
+endif()
+foreach(field seed_base runs failures mixes)
+  string(JSON value ERROR_VARIABLE missing GET "${swarm}" ${field})
+  if(missing)
+    message(FATAL_ERROR "converge-sim --swarm --json lacks '${field}': ${swarm}")
+  endif()
+endforeach()
+string(JSON runs GET "${swarm}" runs)
+string(JSON base GET "${swarm}" seed_base)
+string(JSON mixes LENGTH "${swarm}" mixes)
+string(JSON second_mix GET "${swarm}" mixes 1 mix)
+string(JSON wiped_seeds GET "${swarm}" mixes 1 seeds)
+if(NOT runs EQUAL 4 OR NOT base EQUAL 5 OR NOT mixes EQUAL 2 OR NOT second_mix STREQUAL "wiped"
+   OR NOT wiped_seeds EQUAL 2)
+  message(FATAL_ERROR "converge-sim --swarm ran the wrong seeds or mixes: ${swarm}")
+endif()
+execute_process(COMMAND "${SIM}" --swarm --seed-base 5 --seeds-per-mix 2 --mix clean --mix wiped
+                        --threads 1 --json
+                OUTPUT_VARIABLE again RESULT_VARIABLE status)
+string(JSON a GET "${swarm}" mixes 1 writes_acked)
+string(JSON b GET "${again}" mixes 1 writes_acked)
+if(NOT a EQUAL b)
+  message(FATAL_ERROR "the same seed range gave different figures: ${a} / ${b}")
+endif()
+# A budget alone: fresh seeds, the base printed.
+execute_process(COMMAND "${SIM}" --swarm --budget-s 1 --mix clean OUTPUT_VARIABLE timed
+                RESULT_VARIABLE status)
+if(NOT status EQUAL 0 OR NOT timed MATCHES "seed base [0-9]+" OR NOT timed MATCHES "swarm clean: seeds")
+  message(FATAL_ERROR "converge-sim --swarm --budget-s 1 (exit ${status}): ${timed}")
+endif()
+
+foreach(bad "--swarm" "--swarm;--budget-s;1;--nodes;3" "--budget-s;5" "--seed-base;3"
+            "--swarm;--seeds-per-mix;1;--mix;nonsense" "--swarm;--seeds-per-mix;1;--trace"
+            "--swarm;--budget-s;-1")
   execute_process(COMMAND "${SIM}" ${bad} OUTPUT_VARIABLE output ERROR_VARIABLE errors
                   RESULT_VARIABLE status)
   if(NOT status EQUAL 2 OR errors STREQUAL "")

@@ -42,6 +42,21 @@ the cluster (docs/replication.md, "Testing over TCP"):
                     cut off (frame_timeouts, handshake_timeouts,
                     write_timeouts or send-queue drops), memory stays bounded,
                     and writes between the legit nodes converge meanwhile.
+  amnesia           a data directory restored twice from the same backup: the
+                    writes made after each restore are held by every peer
+                    (no dot reused: each restored process has an id of its
+                    own). Then both seeds lose their data directories while
+                    the third node is down: with --min-replicas 3 the two
+                    that remain refuse to call themselves "all" (their `all`
+                    write times out, `majority` is fine), without it they
+                    would (shown on a second cluster); once the third is
+                    back, `all` is confirmed by all three.
+  clock_behind      n3's clock runs two hours behind (faketime -2h): it takes
+                    the others' last-writer-wins writes all the same (judged
+                    against the cluster's median clock, reported in stats as
+                    cluster_clock_offset_ms), so an `all` write of n1's is
+                    confirmed and every node converges; a node two hours
+                    ahead is still refused.
   kill_connections  increments acknowledged with `majority` on every node
                     while `ss -K` kills the live TCP connections again and
                     again: every node's counter ends exactly at the sum of the
@@ -337,7 +352,7 @@ class Node:
         out = {}
         for item in self.cmd("stats").split():
             k, _, v = item.partition("=")
-            out[k] = int(v) if v.isdigit() else v
+            out[k] = int(v) if re.fullmatch(r"-?[0-9]+", v) else v
         return out
 
     def peers(self) -> dict[str, str]:
@@ -422,8 +437,10 @@ class Harness:
                                    text=True, timeout=20).stdout
         self.supported_flags = set(re.findall(r"--[a-z][a-z0-9-]*", help_text))
 
-    def make_certs(self, directory: Path, names: list[str], *extra: str) -> None:
-        result = subprocess.run(["bash", str(self.make_certs_script), *extra, str(directory), *names],
+    def make_certs(self, directory: Path, names: list[str], *extra: str,
+                   wrapper: Iterable[str] = ()) -> None:
+        result = subprocess.run([*wrapper, "bash", str(self.make_certs_script), *extra, str(directory),
+                                 *names],
                                 capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
             raise Failure(f"make-certs failed ({result.returncode}): {result.stderr.strip()}")
@@ -1614,7 +1631,125 @@ def scenario_clock_skew(h: Harness) -> None:
     quit_all(nodes)
 
 
+def scenario_amnesia(h: Harness) -> None:
+    # --- 1. one backup restored twice (TESTPLAN R9; the swarm's rolled_back seed 1140) ---
+    nodes = three_nodes(h, flags={"--min-replicas": 3})
+    n1, n2, n3 = nodes
+    for k in range(5):
+        n3.write_ok(f"add a pre{k} all")
+    n3.quit()
+    backup = h.work / "n3-backup"
+    shutil.copytree(n3.data_dir, backup)
+    expected = {f"pre{k}" for k in range(5)}
+    for restore in range(2):
+        shutil.rmtree(n3.data_dir)
+        shutil.copytree(backup, n3.data_dir)
+        n3.start()
+        # At once, to the same key: an id reused from an earlier process would
+        # reissue its dots, and the peers, which hold them, would drop these.
+        for k in range(5):
+            element = f"r{restore}-{k}"
+            n3.write_ok(f"add a {element} all")
+            expected.add(element)
+            for n in (n1, n2):
+                check(element in n.get("a"), f"{n.name} acknowledged {element} from n3 restored "
+                                             f"(#{restore + 1}) but does not hold it: a dot reused?")
+        n3.quit()
+    n3.start()
+    wait_converged(nodes, ["a"], timeout=20, expect={"get a": frozenset(expected)})
+    retirements = n3.stats()["retirements"]
+    h.figure(f"amnesia: one backup restored twice; {len(expected)} elements written around the "
+             f"restores present everywhere, 0 dropped")
+
+    # --- 2. both seeds lose their directories while the third is down ---
+    def wipe_seeds(cluster: list[Node]) -> None:
+        a, b, c = cluster
+        c.quit()
+        for n in (a, b):
+            n.quit()
+            shutil.rmtree(n.data_dir)
+        a.start()
+        b.start()
+        wait_members([a, b])
+
+    wipe_seeds(nodes)
+    answer = n1.write("add w lonely all")
+    check(answer.startswith("error DEADLINE_EXCEEDED"),
+          f"n1 and n2 lost their directories while n3 was down; n1's 'all' write was answered "
+          f"{answer!r}: only 2 of the 3 replicas (--min-replicas 3) can hold it")
+    n1.write_ok("add w quorum majority")
+    n3.start()
+    wait_members(nodes)
+    n1.write_ok("add w everyone all")
+    check("everyone" in n3.get("w"), "n3 does not hold an 'all' write n1 acknowledged")
+    wait_converged(nodes, ["w"], timeout=20)
+    quit_all(nodes)
+
+    # The same on a cluster started without --min-replicas: the two wiped
+    # seeds know only each other, and call themselves "all" (docs/replication.md).
+    names = ["m1", "m2", "m3"]
+    h.make_certs(h.certs, names)
+    ports = free_ports(3)
+    control = [h.node(name, ports[i], seeds=[ports[i - 1]] if i else []) for i, name in
+               enumerate(names)]
+    start_all(control)
+    wait_members(control)
+    wipe_seeds(control)
+    answer = control[0].write("add w lonely all")
+    check(answer == "ok", f"without --min-replicas, the wiped seeds' 'all' write was answered "
+                          f"{answer!r}: the scenario no longer makes the cluster forget m3")
+    quit_all(control)
+    h.figure(f"amnesia: both seeds wiped while n3 was down: 'all' refused with --min-replicas 3 "
+             f"(and accepted by 2 of 3 without it), 'majority' ok, 'all' confirmed by all three "
+             f"once n3 was back; restored n3 retirements={retirements}")
+
+
+def scenario_clock_behind(h: Harness) -> None:
+    # TESTPLAN R12, the other way round: n3's clock runs two hours behind.
+    # Its peers' timestamps are two hours ahead of its own clock (far beyond
+    # the 60 s accepted offset) but not of the cluster's median clock: n3
+    # takes them, and the cluster converges. (Before, n3 refused them until
+    # its clock caught up, two hours later.)
+    if shutil.which("faketime") is None:
+        raise Skip("faketime is not installed (Debian: apt-get install faketime)")
+    names = ["n1", "n2", "n3"]
+    # Certificates valid since three hours ago, so that n3 finds them valid.
+    h.make_certs(h.certs, names, wrapper=["faketime", "-f", "-3h"])
+    ports = free_ports(3)
+    nodes = [h.node(name, ports[i], seeds=[ports[0]] if i else [],
+                    flags={"--write-timeout-ms": 3000}) for i, name in enumerate(names)]
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    nodes[2].wrapper = ["env", "FAKETIME_DONT_FAKE_MONOTONIC=1",
+                        "ASAN_OPTIONS=" + (asan + ":" if asan else "") + "verify_asan_link_order=0",
+                        "faketime", "-f", "-2h"]
+    start_all(nodes)
+    wait_members(nodes)
+    n1, n2, n3 = nodes
+    wait_until("n3 to see the cluster's clock two hours ahead of its own",
+               lambda: ((o := n3.stats().get("cluster_clock_offset_ms", 0)) > 7_000_000, f"offset {o}"),
+               10)
+    offset = n3.stats()["cluster_clock_offset_ms"]
+    for k in range(5):
+        n1.write_ok(f"set r{k} from-n1-{k} all")
+        check(n3.cmd(f"lww r{k}").startswith(f"from-n1-{k} "), f"n3 does not hold n1's write r{k}")
+    check(n3.stats().get("timestamps_rejected", 0) == 0, "n3 refused its peers' timestamps")
+    # n3 overwrites what it observed: its write is later, though its clock is behind.
+    n3.write_ok("set r0 from-n3 all")
+    for n in nodes:
+        check(n.cmd("lww r0").startswith("from-n3 "), f"{n.name}: {n.cmd('lww r0')}")
+    for n in (n1, n2):
+        check(abs(n.stats().get("cluster_clock_offset_ms", 0)) < 60_000,
+              f"{n.name} moved its idea of the cluster's clock toward n3's")
+    wait_converged(nodes, timeout=20)
+    h.figure(f"clock_behind: n3 two hours behind (faketime): cluster clock offset seen by n3 "
+             f"{offset} ms; 5 'all' writes of n1 confirmed by n3, 0 refused; n3's write after "
+             f"observing one wins everywhere")
+    quit_all(nodes)
+
+
 SCENARIOS = {
+    "amnesia": scenario_amnesia,
+    "clock_behind": scenario_clock_behind,
     "clock_skew": scenario_clock_skew,
     "converge": scenario_converge,
     "restart": scenario_restart,

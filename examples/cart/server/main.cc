@@ -45,6 +45,7 @@ struct Flags {
   std::string durability = "sync";
   std::uint64_t gossip_interval_ms = 200;
   std::size_t max_connections = 1'000;
+  std::size_t min_replicas = 0;
 };
 
 void Log(const std::string& line) { std::cerr << line << '\n' << std::flush; }
@@ -99,6 +100,7 @@ int Run(const Flags& flags) {
   node_options.address = flags.gossip;
   node_options.seeds = flags.seeds;
   node_options.gossip_interval_ms = flags.gossip_interval_ms;
+  node_options.min_replicas = flags.min_replicas;
   node_options.metadata = nlohmann::json{{"http", flags.http}}.dump();
   node_options.max_message_bytes =
       std::min(node_options.max_message_bytes, transport.max_frame_bytes());
@@ -246,6 +248,11 @@ int main(int argc, char** argv) {
   app.add_option("--gossip-interval-ms", flags.gossip_interval_ms, "gossip round period")
       ->capture_default_str()
       ->check(CLI::Range(std::uint64_t{10}, std::uint64_t{60'000}));
+  app.add_option("--min-replicas", flags.min_replicas,
+                 "replicas the cluster is deployed with: ?w=majority and ?w=all never count "
+                 "fewer (0: the members known)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, std::size_t{100'000}));
   app.add_option("--max-connections", flags.max_connections, "HTTP connections at most")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{8}, std::size_t{100'000}));
