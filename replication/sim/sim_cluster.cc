@@ -804,35 +804,35 @@ StatusOr<SimulationOptions> ParseReplayCommand(std::string_view line) {
     return InvalidArgument("a replay command starts with converge-sim");
   }
   SimulationOptions o;
+  const auto number = [](auto* field) -> std::function<bool(std::string_view)> {
+    return [field](std::string_view v) { return ParseNumber(v, field); };
+  };
   const std::map<std::string_view, std::function<bool(std::string_view)>> flags = {
-      {"--nodes", [&](std::string_view v) { return ParseNumber(v, &o.nodes); }},
-      {"--fanout", [&](std::string_view v) { return ParseNumber(v, &o.fanout); }},
-      {"--seed", [&](std::string_view v) { return ParseNumber(v, &o.seed); }},
-      {"--loss", [&](std::string_view v) { return ParseNumber(v, &o.loss); }},
-      {"--dup", [&](std::string_view v) { return ParseNumber(v, &o.duplication); }},
-      {"--partitions", [&](std::string_view v) { return ParseNumber(v, &o.partitions); }},
-      {"--crashes", [&](std::string_view v) { return ParseNumber(v, &o.crashes); }},
-      {"--wipes", [&](std::string_view v) { return ParseNumber(v, &o.wipes); }},
-      {"--rollbacks", [&](std::string_view v) { return ParseNumber(v, &o.rollbacks); }},
-      {"--skew-ms", [&](std::string_view v) { return ParseNumber(v, &o.skew_ms); }},
-      {"--clock-jumps", [&](std::string_view v) { return ParseNumber(v, &o.clock_jumps); }},
-      {"--jump-ms", [&](std::string_view v) { return ParseNumber(v, &o.jump_ms); }},
-      {"--hlc-max-offset-ms",
-       [&](std::string_view v) { return ParseNumber(v, &o.hlc_max_offset_ms); }},
+      {"--nodes", number(&o.nodes)},
+      {"--fanout", number(&o.fanout)},
+      {"--seed", number(&o.seed)},
+      {"--loss", number(&o.loss)},
+      {"--dup", number(&o.duplication)},
+      {"--partitions", number(&o.partitions)},
+      {"--crashes", number(&o.crashes)},
+      {"--wipes", number(&o.wipes)},
+      {"--rollbacks", number(&o.rollbacks)},
+      {"--skew-ms", number(&o.skew_ms)},
+      {"--clock-jumps", number(&o.clock_jumps)},
+      {"--jump-ms", number(&o.jump_ms)},
+      {"--hlc-max-offset-ms", number(&o.hlc_max_offset_ms)},
       {"--workload",
        [&](std::string_view v) {
          o.workload = std::string(v);
          return true;
        }},
-      {"--writes", [&](std::string_view v) { return ParseNumber(v, &o.writes); }},
-      {"--keys", [&](std::string_view v) { return ParseNumber(v, &o.keys); }},
-      {"--majority-percent",
-       [&](std::string_view v) { return ParseNumber(v, &o.majority_percent); }},
-      {"--all-percent", [&](std::string_view v) { return ParseNumber(v, &o.all_percent); }},
-      {"--gossip-interval-ms",
-       [&](std::string_view v) { return ParseNumber(v, &o.gossip_interval_ms); }},
-      {"--window-ms", [&](std::string_view v) { return ParseNumber(v, &o.fault_window_ms); }},
-      {"--max-rounds", [&](std::string_view v) { return ParseNumber(v, &o.max_rounds); }},
+      {"--writes", number(&o.writes)},
+      {"--keys", number(&o.keys)},
+      {"--majority-percent", number(&o.majority_percent)},
+      {"--all-percent", number(&o.all_percent)},
+      {"--gossip-interval-ms", number(&o.gossip_interval_ms)},
+      {"--window-ms", number(&o.fault_window_ms)},
+      {"--max-rounds", number(&o.max_rounds)},
   };
   for (std::size_t i = 1; i < words.size(); ++i) {
     const std::string_view flag = words[i];

@@ -1579,6 +1579,25 @@ def scenario_kill_connections(h: Harness) -> None:
     quit_all(nodes)
 
 
+def skewed_n3(h: Harness, shift: str, flags: dict, cert_shift: str | None = None) -> list[Node]:
+    """n1, n2, n3 (seeded with n1) with n3's wall clock moved by `shift`
+    (faketime; monotonic time untouched), started and members of each other."""
+    names = ["n1", "n2", "n3"]
+    h.make_certs(h.certs, names, wrapper=["faketime", "-f", cert_shift] if cert_shift else [])
+    ports = free_ports(3)
+    nodes = [h.node(name, ports[i], seeds=[ports[0]] if i else [], flags=flags)
+             for i, name in enumerate(names)]
+    # An AddressSanitizer build insists on coming first among the libraries;
+    # faketime preloads its own, which is harmless to ASan's checks.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    nodes[2].wrapper = ["env", "FAKETIME_DONT_FAKE_MONOTONIC=1",
+                        "ASAN_OPTIONS=" + (asan + ":" if asan else "") + "verify_asan_link_order=0",
+                        "faketime", "-f", shift]
+    start_all(nodes)
+    wait_members(nodes)
+    return nodes
+
+
 def scenario_clock_skew(h: Harness) -> None:
     # TESTPLAN R12 with real processes: n3's clock runs two hours ahead
     # (libfaketime; monotonic time untouched). Its last-writer-wins writes are
@@ -1588,19 +1607,7 @@ def scenario_clock_skew(h: Harness) -> None:
     # others' writes, and a write it makes after observing one is later.
     if shutil.which("faketime") is None:
         raise Skip("faketime is not installed (Debian: apt-get install faketime)")
-    names = ["n1", "n2", "n3"]
-    h.make_certs(h.certs, names)
-    ports = free_ports(3)
-    nodes = [h.node(name, ports[i], seeds=[ports[0]] if i else [],
-                    flags={"--write-timeout-ms": 1500}) for i, name in enumerate(names)]
-    # An AddressSanitizer build insists on coming first among the libraries;
-    # faketime preloads its own, which is harmless to ASan's checks.
-    asan = os.environ.get("ASAN_OPTIONS", "")
-    nodes[2].wrapper = ["env", "FAKETIME_DONT_FAKE_MONOTONIC=1",
-                        "ASAN_OPTIONS=" + (asan + ":" if asan else "") + "verify_asan_link_order=0",
-                        "faketime", "-f", "+2h"]
-    start_all(nodes)
-    wait_members(nodes)
+    nodes = skewed_n3(h, "+2h", {"--write-timeout-ms": 1500})
     n1, n2, n3 = nodes
     # The others' writes reach n3 (their timestamps are in its past).
     n1.write_ok("set r1 from-n1 all")
@@ -1712,18 +1719,8 @@ def scenario_clock_behind(h: Harness) -> None:
     # its clock caught up, two hours later.)
     if shutil.which("faketime") is None:
         raise Skip("faketime is not installed (Debian: apt-get install faketime)")
-    names = ["n1", "n2", "n3"]
     # Certificates valid since three hours ago, so that n3 finds them valid.
-    h.make_certs(h.certs, names, wrapper=["faketime", "-f", "-3h"])
-    ports = free_ports(3)
-    nodes = [h.node(name, ports[i], seeds=[ports[0]] if i else [],
-                    flags={"--write-timeout-ms": 3000}) for i, name in enumerate(names)]
-    asan = os.environ.get("ASAN_OPTIONS", "")
-    nodes[2].wrapper = ["env", "FAKETIME_DONT_FAKE_MONOTONIC=1",
-                        "ASAN_OPTIONS=" + (asan + ":" if asan else "") + "verify_asan_link_order=0",
-                        "faketime", "-f", "-2h"]
-    start_all(nodes)
-    wait_members(nodes)
+    nodes = skewed_n3(h, "-2h", {"--write-timeout-ms": 3000}, cert_shift="-3h")
     n1, n2, n3 = nodes
     wait_until("n3 to see the cluster's clock two hours ahead of its own",
                lambda: ((o := n3.stats().get("cluster_clock_offset_ms", 0)) > 7_000_000, f"offset {o}"),
