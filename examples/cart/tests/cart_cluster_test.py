@@ -1595,7 +1595,7 @@ def scenario_sigkill(h: Harness) -> None:
 def scenario_wipe(h: Harness) -> None:
     rng = h.rng("writes")
     cycles = 6 if h.slow else 2
-    servers = h.cluster(3, flags=["--gossip-interval-ms", "100"])
+    servers = h.cluster(3, flags=["--gossip-interval-ms", "100", "--min-replicas", "3"])
     reused_incarnation_numbers: list[str] = []
     model = CartModel()
     carts: list[str] = []
@@ -1720,6 +1720,39 @@ def scenario_wipe(h: Harness) -> None:
                        f"{took_restore:.2f} s after its first writes")
         log(f"cycle {cycle}: {figures[-1]}")
         shutil.rmtree(snapshot)
+    # 3. Both seeds lose their disks while n3 is down (the swarm's wiped seed
+    # 1070): the two relearn only each other. With --min-replicas 3 they must
+    # not call themselves "all"; a majority they are.
+    n1, n2, n3 = servers
+    n3.stop()
+    for s in (n1, n2):
+        s.stop()
+        shutil.rmtree(s.data_dir)
+        watch.forget(s)
+    n1.start()
+    n2.start()
+    restarted(n1, "wiped with n2, n3 down")
+    restarted(n2, "wiped with n1, n3 down")
+    wait_members([n1, n2], 20)
+    lonely = ("add", "amnesia", "lonely", 1)
+    method, path, body = op_request(lonely)
+    model.apply(lonely)
+    carts.append("amnesia")
+    r = n1.request(method, path + "?w=all", body, timeout=30)
+    check(r.status == 504 and r.json().get("durable") is True,
+          f"n1 and n2 lost their directories while n3 was down; {n1.name}'s ?w=all write was answered "
+          f"{r!r}: only 2 of the 3 replicas (--min-replicas 3) could hold it")
+    quorum = ("add", "amnesia", "quorum", 1)
+    method, path, body = op_request(quorum)
+    model.apply(quorum)
+    n1.expect(method, path + "?w=majority", 200, body, timeout=20)
+    n3.start()
+    wait_members(servers, 20)
+    write_all(n1, ("add", "amnesia", "everyone", 1), "(n3 back after both seeds were wiped)")
+    took_amnesia = wait_converged(servers, model, carts, 30, "the wiped seeds to catch up from n3",
+                                  no_resurrection=watch)
+    figures.append(f"both seeds wiped while n3 was down: ?w=all 504 (2 of 3 replicas), ?w=majority "
+                   f"200, everything back {took_amnesia:.2f} s after n3 returned")
     lines = sum(len(model.value(c)) for c in carts)
     h.figure(f"wipe: {cycles} wipe(s) and {cycles} rollback(s); {'; '.join(figures)}; {lines} lines "
              f"exactly as the oracle on all 3 nodes: acknowledged lines lost 0, dots reused 0 (the "
@@ -1806,6 +1839,8 @@ def cli_checks(h: Harness) -> list[str]:
         ("--gossip-interval-ms 5", base + ["--insecure-loopback", "--gossip-interval-ms", "5"],
          ["--gossip-interval-ms"]),
         ("--max-connections 1", base + ["--insecure-loopback", "--max-connections", "1"], ["--max-connections"]),
+        ("--min-replicas -1", base + ["--insecure-loopback", "--min-replicas", "-1"], ["--min-replicas"]),
+        ("--min-replicas x", base + ["--insecure-loopback", "--min-replicas", "x"], ["--min-replicas"]),
     ]
     wrong = []
     for what, argv, names in cases:
