@@ -10,6 +10,7 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -300,6 +301,62 @@ struct NestedSpec : NoHooks {
     return model;
   }
 };
+
+// The hybrid clock against its specification, with the far-future check
+// judged against a reference (a replica's estimate of the cluster's time,
+// docs/replication.md "Clocks"): a remote timestamp is accepted exactly when
+// it is at most max_offset ahead of the later of the physical clock and the
+// reference; an accepted one leaves the clock above it and above everything
+// before; a refused one changes nothing; a reference behind the physical
+// clock answers as the plain Observe does. Physical time moves both ways.
+RC_GTEST_PROP(HlcModel, ObserveAgainstAReferenceFollowsTheSpecification, ()) {
+  const std::uint64_t offset = *rc::gen::inRange<std::uint64_t>(1, 5'000);
+  std::uint64_t physical = 1'000'000;
+  Hlc clock([&physical] { return physical; }, offset);
+  Hlc twin([&physical] { return physical; }, offset);  // fed the plain Observe
+  const int steps = *rc::gen::inRange(1, 60);
+  for (int i = 0; i < steps; ++i) {
+    const int kind = *rc::gen::inRange(0, 4);
+    if (kind == 0) {
+      physical += *rc::gen::inRange<std::uint64_t>(0, 3'000);
+      continue;
+    }
+    if (kind == 1) {
+      physical -= std::min(physical, *rc::gen::inRange<std::uint64_t>(0, 3'000));
+      continue;
+    }
+    const HlcTimestamp before = clock.Current();
+    if (kind == 2) {
+      const HlcTimestamp now = clock.Now();
+      RC_ASSERT(now > before);
+      RC_ASSERT(now.physical_ms >= physical);
+      twin.Restore(now);
+      continue;
+    }
+    const HlcTimestamp remote{physical + *rc::gen::inRange<std::uint64_t>(0, 3 * offset) -
+                                  std::min(physical, *rc::gen::inRange<std::uint64_t>(0, offset)),
+                              *rc::gen::inRange<std::uint32_t>(0, 5)};
+    const bool behind = *rc::gen::arbitrary<bool>();
+    const std::uint64_t reference =
+        behind ? physical - std::min(physical, *rc::gen::inRange<std::uint64_t>(0, 2 * offset))
+               : physical + *rc::gen::inRange<std::uint64_t>(0, 2 * offset);
+    const bool acceptable = remote.physical_ms <= std::max(physical, reference) + offset;
+    const std::optional<HlcTimestamp> got = clock.Observe(remote, reference);
+    RC_ASSERT(got.has_value() == acceptable);
+    if (got) {
+      RC_ASSERT(*got > before);
+      RC_ASSERT(*got > remote);
+      RC_ASSERT(clock.Current() == *got);
+    } else {
+      RC_ASSERT(clock.Current() == before);
+    }
+    if (behind) {
+      twin.Restore(before);
+      RC_ASSERT(twin.Observe(remote).has_value() == acceptable);
+    }
+    twin.Restore(clock.Current());
+  }
+}
 
 TEST(SequentialModel, GCounter) { CheckSequentialModel<GCounterSpec>(); }
 TEST(SequentialModel, PnCounter) { CheckSequentialModel<PnCounterSpec>(); }
