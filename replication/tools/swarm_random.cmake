@@ -27,7 +27,8 @@ if(DEFINED ENV{CONVERGE_SWARM_SEED_BASE})
 endif()
 execute_process(COMMAND "${SIM}" ${args} OUTPUT_VARIABLE output ERROR_VARIABLE errors
                 RESULT_VARIABLE status)
-file(WRITE swarm_random.txt "converge-sim ${args}\n${output}${errors}exit ${status}\n")
+list(JOIN args " " command)
+file(WRITE swarm_random.txt "converge-sim ${command}\n${output}${errors}exit ${status}\n")
 message(NOTICE "${output}${errors}")
 if(NOT status EQUAL 0)
   message(FATAL_ERROR "the random-seed swarm failed (exit ${status}): keep each failing seed's "
