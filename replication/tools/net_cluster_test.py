@@ -42,7 +42,9 @@ the cluster (docs/replication.md, "Testing over TCP"):
                     cut off (frame_timeouts, handshake_timeouts,
                     write_timeouts or send-queue drops), memory stays bounded,
                     and writes between the legit nodes converge meanwhile.
-  amnesia           a data directory restored twice from the same backup: the
+  amnesia           a copy of a running node's directory (taken with the
+                    process frozen, as a filesystem snapshot would), more
+                    writes, SIGKILL, then the copy restored twice: the
                     writes made after each restore are held by every peer
                     (no dot reused: each restored process has an id of its
                     own). Then both seeds lose their data directories while
@@ -1644,10 +1646,20 @@ def scenario_amnesia(h: Harness) -> None:
     n1, n2, n3 = nodes
     for k in range(5):
         n3.write_ok(f"add a pre{k} all")
-    n3.quit()
+    # A copy of the running node's directory, as a filesystem snapshot takes
+    # it: the process frozen (SIGSTOP) while the files are copied, so the copy
+    # is what a crash at that instant would leave.
     backup = h.work / "n3-backup"
-    shutil.copytree(n3.data_dir, backup)
+    os.kill(n3.pid, signal.SIGSTOP)
+    try:
+        shutil.copytree(n3.data_dir, backup)
+    finally:
+        os.kill(n3.pid, signal.SIGCONT)
     expected = {f"pre{k}" for k in range(5)}
+    for k in range(5):  # dots the copy does not know of
+        n3.write_ok(f"add a post{k} all")
+        expected.add(f"post{k}")
+    n3.kill()
     for restore in range(2):
         shutil.rmtree(n3.data_dir)
         shutil.copytree(backup, n3.data_dir)
@@ -1665,8 +1677,8 @@ def scenario_amnesia(h: Harness) -> None:
     n3.start()
     wait_converged(nodes, ["a"], timeout=20, expect={"get a": frozenset(expected)})
     retirements = n3.stats()["retirements"]
-    h.figure(f"amnesia: one backup restored twice; {len(expected)} elements written around the "
-             f"restores present everywhere, 0 dropped")
+    h.figure(f"amnesia: a snapshot of the running n3 restored twice after SIGKILL; {len(expected)} "
+             f"elements written around the restores present everywhere, 0 dropped")
 
     # --- 2. both seeds lose their directories while the third is down ---
     def wipe_seeds(cluster: list[Node]) -> None:
