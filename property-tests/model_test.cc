@@ -183,7 +183,7 @@ struct OrSetSpec : NoHooks {
   using T = OrSet<std::string>;
   using Model = std::set<std::string>;
   static constexpr int kKinds = 7, kKeys = 15;
-  static std::string Element(int k) { return "e" + std::to_string(k); }
+  static std::string Element(int k) { return std::string("e").append(std::to_string(k)); }
   T Apply(const ModelOp& op, T& s, std::size_t r) {
     if (op.kind == 0) return s.Clear();
     if (op.kind <= 3) return s.Remove(Element(op.key));

@@ -82,7 +82,7 @@ std::vector<NodeId> Ids(std::size_t n, bool with_replicas = false) {
   const ReplicaId replicas[] = {kR1, kR2, kR3, ReplicaId{0x4444}};
   std::vector<NodeId> ids;
   for (std::size_t i = 0; i < n; ++i) {
-    ids.push_back(NodeId{"n" + std::to_string(i + 1),
+    ids.push_back(NodeId{std::string("n").append(std::to_string(i + 1)),
                          with_replicas ? std::optional(replicas[i]) : std::nullopt});
   }
   return ids;
@@ -752,7 +752,8 @@ class ScanTest : public ::testing::Test {
   void SetUp() override {
     const ReplicaId replicas[] = {kR1, kR2, kR3};
     for (int i = 0; i < 3; ++i) {
-      auto node = std::make_unique<FakeNode>("n" + std::to_string(i + 1), replicas[i]);
+      auto node =
+          std::make_unique<FakeNode>(std::string("n").append(std::to_string(i + 1)), replicas[i]);
       fakes.push_back(node.get());
       owned.push_back(std::move(node));
     }

@@ -161,7 +161,10 @@ std::string RenderHuman(const Report& r) {
       std::string cls(NodeClassName(v.cls));
       if (v.cls == NodeClass::kBehind) {
         cls += " (below";
-        for (const std::size_t j : v.behind) cls += " " + NodeName(r, j);
+        for (const std::size_t j : v.behind) {
+          cls += ' ';  // (not " " + name: g++ 12 -O3 warns falsely on that, -Wrestrict)
+          cls += NodeName(r, j);
+        }
         cls += ")";
       }
       out += "  " + NodeName(r, i) + "  " + cls + "  " + LinesText(v) + "\n";
