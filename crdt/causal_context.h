@@ -168,6 +168,23 @@ class CausalContext {
                        [this](const Dot& d) { return Contains(d); });
   }
 
+  // The dots of this context that `other` does not hold. Costs O(those dots
+  // + other's entries for our replicas + both clouds): a vector entry of ours
+  // is walked only beyond other's vector counter for the same replica.
+  [[nodiscard]] CausalContext Minus(const CausalContext& other) const {
+    CausalContext out;
+    for (const Entry& e : vector_) {
+      for (std::uint64_t c = other.VectorCounter(e.replica) + 1; c <= e.counter && c != 0; ++c) {
+        const Dot d{e.replica, c};
+        if (!other.Contains(d)) out.Insert(d);
+      }
+    }
+    for (const Dot& d : cloud_) {
+      if (!other.Contains(d)) out.Insert(d);
+    }
+    return out;
+  }
+
   // Number of dots in the context, saturating at the maximum of uint64.
   [[nodiscard]] std::uint64_t DotCount() const {
     std::uint64_t total = cloud_.size();

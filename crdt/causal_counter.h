@@ -66,6 +66,24 @@ class CausalCounter : public internal::Causal<DotFun<std::uint64_t>> {
     return delta;
   }
 
+  // Set and Reset as `seen` observed the counter (its LiveDots() as a client
+  // read it, at any replica; inside an OrMap, the map's DotsOf(key)): they
+  // remove exactly the increments `seen` holds, also those not received
+  // here yet; increments `seen` did not observe are kept and add to n.
+  CausalCounter Set(ReplicaId replica, std::uint64_t n, const CausalContext& seen) {
+    auto delta = ApplyRemoval<CausalCounter>(SeenRemoval(store_, seen));
+    if (n > 0) {
+      const Dot dot = context_.NextDot(replica);
+      store_.Insert(dot, n);
+      delta.store_ = DotFun<std::uint64_t>(dot, n);
+      delta.context_.Insert(dot);
+    }
+    return delta;
+  }
+  CausalCounter Reset(const CausalContext& seen) {
+    return ApplyRemoval<CausalCounter>(SeenRemoval(store_, seen));
+  }
+
   // The sum of the live increments. Throws CounterOverflow when it exceeds
   // 2^64-1 (possible only through concurrent increments); every replica
   // holding the same state reports the same.

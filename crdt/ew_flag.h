@@ -39,6 +39,13 @@ class EwFlag : public internal::Causal<DotSet> {
     return delta;
   }
 
+  // Disables as `seen` observed the flag (its LiveDots() as a client read
+  // it, at any replica): the enables `seen` holds are removed, also those not
+  // received here yet; an enable `seen` did not observe keeps the flag on.
+  EwFlag Disable(const CausalContext& seen) {
+    return ApplyRemoval<EwFlag>(SeenRemoval(store_, seen));
+  }
+
   [[nodiscard]] bool Value() const { return !store_.empty(); }
 
   void Join(const EwFlag& other) { JoinCausal(other); }

@@ -37,6 +37,23 @@ class MvRegister : public internal::Causal<DotFun<T>> {
     return delta;
   }
 
+  // Writes `value` over exactly the values `seen` observed (the LiveDots()
+  // of the copy a client read, at any replica), also those not received here
+  // yet; values `seen` did not observe stay, concurrent with this write.
+  MvRegister Assign(ReplicaId replica, T value, const CausalContext& seen) {
+    auto delta = this->template ApplyRemoval<MvRegister>(this->SeenRemoval(this->store_, seen));
+    const Dot dot = this->context_.NextDot(replica);
+    delta.context_.Insert(dot);
+    delta.store_ = DotFun<T>(dot, value);
+    this->store_.Insert(dot, std::move(value));
+    return delta;
+  }
+
+  // Empties the register as `seen` observed it.
+  MvRegister Clear(const CausalContext& seen) {
+    return this->template ApplyRemoval<MvRegister>(this->SeenRemoval(this->store_, seen));
+  }
+
   // Empties the register as observed here.
   MvRegister Clear() {
     auto delta = Base::template RemovalOf<MvRegister>(this->store_);

@@ -58,6 +58,11 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
     this->store_.ModifyReported(key, [&](ValueStore& store, Changes& changes) {
       // Lend the key's store and the shared context to a V for the mutator,
       // and take them back whatever happens.
+      // Dots a `seen` mutator removes before they arrive are in the delta's
+      // context but were never in this store: only dots known before the
+      // mutation are reported removed (the dot index must not lose a live
+      // dot to a slot that merely looks like theirs).
+      const CausalContext known = this->context_;
       V value;
       Access::StoreOf(value) = std::move(store);
       Access::ContextOf(value) = std::move(this->context_);
@@ -76,7 +81,7 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
       const ValueStore& added = Access::StoreOf(value_delta);
       added.ForEachDot([&](const Dot& d) { changes.added.push_back(d); });
       Access::ContextOf(value_delta).ForEachDot([&](const Dot& d) {
-        if (!ContainsDot(added, d)) changes.removed.push_back(d);
+        if (!ContainsDot(added, d) && known.Contains(d)) changes.removed.push_back(d);
       });
       delta.context_ = std::move(Access::ContextOf(value_delta));
       if (!added.empty()) delta.store_.Insert(key, std::move(Access::StoreOf(value_delta)));
@@ -95,11 +100,39 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
     return delta;
   }
 
+  // Removes `key` as `seen` observed it: exactly the dots under `key` that
+  // `seen` holds, also those this replica has not received yet (they are
+  // removed when they arrive); updates `seen` did not observe survive. `seen`
+  // must hold only dots of `key` — DotsOf(key) of the copy a client read, at
+  // any replica — never a whole map's context, whose dots of other keys this
+  // replica has not received would be removed too.
+  OrMap Remove(const K& key, const CausalContext& seen) {
+    const ValueStore* store = this->store_.Find(key);
+    return this->template ApplyRemoval<OrMap>(store == nullptr ? seen.Minus(this->context_)
+                                                               : this->SeenRemoval(*store, seen));
+  }
+
   // Removes every key as observed here.
   OrMap Clear() {
     auto delta = Base::template RemovalOf<OrMap>(this->store_);
     this->store_.clear();
     return delta;
+  }
+
+  // Removes every key as `seen` observed it (the LiveDots() of a copy read
+  // anywhere): the dots `seen` holds, received here or not.
+  OrMap Clear(const CausalContext& seen) {
+    return this->template ApplyRemoval<OrMap>(this->SeenRemoval(this->store_, seen));
+  }
+
+  // The dots under `key` here, as a causal context (empty when absent): what
+  // a reader of this copy saw of the key.
+  [[nodiscard]] CausalContext DotsOf(const K& key) const {
+    CausalContext dots;
+    if (const ValueStore* s = this->store_.Find(key)) {
+      s->ForEachDot([&](const Dot& d) { dots.Insert(d); });
+    }
+    return dots;
   }
 
   [[nodiscard]] bool Contains(const K& key) const { return this->store_.Contains(key); }

@@ -69,11 +69,38 @@ class OrSet : public internal::Causal<DotMap<T, DotSet>> {
     return delta;
   }
 
+  // Removes `value` as `seen` observed it: exactly the dots of `value` that
+  // `seen` holds, also those this replica has not received yet (they are
+  // removed when they arrive); adds `seen` did not observe survive. `seen`
+  // must hold only dots of `value` — DotsOf(value) of the copy a client
+  // read, at any replica — never a whole state's context, whose dots of
+  // other elements this replica has not received would be removed too.
+  OrSet Remove(const T& value, const CausalContext& seen) {
+    const DotSet* dots = this->store_.Find(value);
+    return this->template ApplyRemoval<OrSet>(dots == nullptr ? seen.Minus(this->context_)
+                                                              : this->SeenRemoval(*dots, seen));
+  }
+
   // Removes every element observed here.
   OrSet Clear() {
     auto delta = Base::template RemovalOf<OrSet>(this->store_);
     this->store_.clear();
     return delta;
+  }
+
+  // Removes every element as `seen` observed it (the LiveDots() of a copy
+  // read anywhere): the dots `seen` holds, received here or not.
+  OrSet Clear(const CausalContext& seen) {
+    return this->template ApplyRemoval<OrSet>(this->SeenRemoval(this->store_, seen));
+  }
+
+  // The dots of `value` here, as a causal context (empty when absent): what
+  // a reader of this copy saw of the element.
+  [[nodiscard]] CausalContext DotsOf(const T& value) const {
+    CausalContext dots;
+    if (const DotSet* s = this->store_.Find(value))
+      s->ForEachDot([&](const Dot& d) { dots.Insert(d); });
+    return dots;
   }
 
   [[nodiscard]] bool Contains(const T& value) const { return this->store_.Contains(value); }

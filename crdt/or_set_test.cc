@@ -32,7 +32,10 @@ static_assert(!std::is_convertible_v<std::uint64_t, ReplicaId>, "ReplicaId must 
 static_assert(
     std::is_same_v<decltype(&StringSet::Add), StringSet (StringSet::*)(ReplicaId, std::string)>);
 static_assert(
-    std::is_same_v<decltype(&StringSet::Remove), StringSet (StringSet::*)(const std::string&)>);
+    std::is_same_v<decltype(std::declval<StringSet&>().Remove(std::string())), StringSet>);
+static_assert(
+    std::is_same_v<decltype(std::declval<StringSet&>().Remove(std::string(), CausalContext())),
+                   StringSet>);
 static_assert(
     std::is_same_v<decltype(&StringSet::Contains), bool (StringSet::*)(const std::string&) const>);
 static_assert(std::is_same_v<decltype(&StringSet::Join), void (StringSet::*)(const StringSet&)>);

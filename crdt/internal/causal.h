@@ -25,6 +25,16 @@ class Causal {
   // The identity of Join: no live dots and nothing seen.
   [[nodiscard]] bool IsBottom() const { return store_.empty() && context_.empty(); }
 
+  // The live dots, as a causal context: what a reader of this copy saw, to
+  // pass to the `seen` overloads of the mutators at any replica (a client
+  // causal context; docs/semantics.md). For one element of an OrSet or one
+  // key of an OrMap, use their DotsOf(key).
+  [[nodiscard]] CausalContext LiveDots() const {
+    CausalContext dots;
+    store_.ForEachDot([&](const Dot& d) { dots.Insert(d); });
+    return dots;
+  }
+
   friend bool operator==(const Causal&, const Causal&) = default;
 
  protected:
@@ -44,6 +54,31 @@ class Causal {
   static Derived RemovalOf(const Store& store) {
     Derived delta;
     store.ForEachDot([&](const Dot& d) { delta.context_.Insert(d); });
+    return delta;
+  }
+
+  // The context of a remove that acts on what `seen` covers rather than on
+  // what this replica holds (a client's causal context): the dots of `live`
+  // (a part of this state's store) that `seen` holds, plus the dots of
+  // `seen` this replica has not received at all — removed before they
+  // arrive. Dots of `seen` this replica knows and that are not in `live`
+  // are left alone: they were removed already, or belong to another element.
+  template <class Live>
+  [[nodiscard]] CausalContext SeenRemoval(const Live& live, const CausalContext& seen) const {
+    CausalContext removal = seen.Minus(context_);
+    live.ForEachDot([&](const Dot& d) {
+      if (seen.Contains(d)) removal.Insert(d);
+    });
+    return removal;
+  }
+
+  // Applies the removal `context` (see SeenRemoval) and returns its delta:
+  // an empty store with that context. Joining the delta is the mutation.
+  template <class Derived>
+  Derived ApplyRemoval(CausalContext context) {
+    Derived delta;
+    delta.context_ = std::move(context);
+    JoinCausal(delta);
     return delta;
   }
 
