@@ -71,7 +71,7 @@ class CausalCounter : public internal::Causal<DotFun<std::uint64_t>> {
   // remove exactly the increments `seen` holds, also those not received
   // here yet; increments `seen` did not observe are kept and add to n.
   CausalCounter Set(ReplicaId replica, std::uint64_t n, const CausalContext& seen) {
-    auto delta = ApplyRemoval<CausalCounter>(SeenRemoval(store_, seen));
+    auto delta = RemoveSeen<CausalCounter>(seen);
     if (n > 0) {
       const Dot dot = context_.NextDot(replica);
       store_.Insert(dot, n);
@@ -80,9 +80,7 @@ class CausalCounter : public internal::Causal<DotFun<std::uint64_t>> {
     }
     return delta;
   }
-  CausalCounter Reset(const CausalContext& seen) {
-    return ApplyRemoval<CausalCounter>(SeenRemoval(store_, seen));
-  }
+  CausalCounter Reset(const CausalContext& seen) { return RemoveSeen<CausalCounter>(seen); }
 
   // The sum of the live increments. Throws CounterOverflow when it exceeds
   // 2^64-1 (possible only through concurrent increments); every replica

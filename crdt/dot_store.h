@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -251,6 +252,13 @@ class DotMap {
   struct DotChanges {
     internal::InlineVector<Dot> added;
     internal::InlineVector<Dot> removed;
+    // Set when `removed` may also list dots the store did not hold (a remove
+    // acting on a client's context): how many dots the mutation really
+    // removed from the store. The map then keeps the listed dots its index
+    // holds for the entry — exactly the removed ones, unless a listed dot's
+    // slot is indistinguishable from a live dot's (same counter, replica
+    // hashes alike: odds 2^-32), when the entry is re-indexed whole.
+    std::optional<std::uint64_t> removed_from_store;
   };
 
   // Like Modify, for a mutation that reports its own effect: f(S&,
@@ -409,6 +417,17 @@ class DotMap {
       if (created) entries_.pop_back();
       throw;
     }
+    bool reindex = false;
+    if (kReported && indexed() && changes.removed_from_store) {
+      changes.removed.erase_if([&](const Dot& d) { return !HasDotSlot(d, i); });
+      if (changes.removed.size() != *changes.removed_from_store) {
+        // A listed dot looks like a live one: drop every slot of the entry.
+        const std::uint32_t slot_index = ToSlotIndex(i);
+        dot_index_.EraseIf([&](const DotSlot& s) { return s.index_plus_one == slot_index; });
+        changes.removed.clear();
+        reindex = true;
+      }
+    }
     if (entries_[i].store.empty()) {
       if (created) {
         entries_.pop_back();
@@ -420,13 +439,21 @@ class DotMap {
     if (created && keyed()) key_index_.Insert(KeySlot{hash, ToSlotIndex(i)});
     if (indexed()) {
       for (const Dot& d : changes.removed.span()) EraseDot(d, i);
-      if (kReported) {
+      if (kReported && !reindex) {
         for (const Dot& d : changes.added.span()) InsertDot(d, i);
       } else {
         entries_[i].store.ForEachDot([&](const Dot& d) { InsertDot(d, i); });
       }
     }
     MaybeBuildIndexes();
+  }
+
+  // Whether the dot index has a slot for `dot` in entry i.
+  bool HasDotSlot(const Dot& dot, std::size_t i) const {
+    const DotSlot probe = SlotOf(dot, ToSlotIndex(i));
+    return dot_index_.Find(DotTraits::Hash(probe), [&](const DotSlot& s) {
+      return SameDot(s, probe) && s.index_plus_one == probe.index_plus_one;
+    }) != nullptr;
   }
 
   void InsertDot(const Dot& dot, std::size_t i) { dot_index_.Insert(SlotOf(dot, ToSlotIndex(i))); }

@@ -42,9 +42,7 @@ class EwFlag : public internal::Causal<DotSet> {
   // Disables as `seen` observed the flag (its LiveDots() as a client read
   // it, at any replica): the enables `seen` holds are removed, also those not
   // received here yet; an enable `seen` did not observe keeps the flag on.
-  EwFlag Disable(const CausalContext& seen) {
-    return ApplyRemoval<EwFlag>(SeenRemoval(store_, seen));
-  }
+  EwFlag Disable(const CausalContext& seen) { return RemoveSeen<EwFlag>(seen); }
 
   [[nodiscard]] bool Value() const { return !store_.empty(); }
 

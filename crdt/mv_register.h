@@ -41,7 +41,7 @@ class MvRegister : public internal::Causal<DotFun<T>> {
   // of the copy a client read, at any replica), also those not received here
   // yet; values `seen` did not observe stay, concurrent with this write.
   MvRegister Assign(ReplicaId replica, T value, const CausalContext& seen) {
-    auto delta = this->template ApplyRemoval<MvRegister>(this->SeenRemoval(this->store_, seen));
+    auto delta = this->template RemoveSeen<MvRegister>(seen);
     const Dot dot = this->context_.NextDot(replica);
     delta.context_.Insert(dot);
     delta.store_ = DotFun<T>(dot, value);
@@ -51,7 +51,7 @@ class MvRegister : public internal::Causal<DotFun<T>> {
 
   // Empties the register as `seen` observed it.
   MvRegister Clear(const CausalContext& seen) {
-    return this->template ApplyRemoval<MvRegister>(this->SeenRemoval(this->store_, seen));
+    return this->template RemoveSeen<MvRegister>(seen);
   }
 
   // Empties the register as observed here.

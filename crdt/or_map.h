@@ -58,11 +58,7 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
     this->store_.ModifyReported(key, [&](ValueStore& store, Changes& changes) {
       // Lend the key's store and the shared context to a V for the mutator,
       // and take them back whatever happens.
-      // Dots a `seen` mutator removes before they arrive are in the delta's
-      // context but were never in this store: only dots known before the
-      // mutation are reported removed (the dot index must not lose a live
-      // dot to a slot that merely looks like theirs).
-      const CausalContext known = this->context_;
+      const std::uint64_t held = store.DotCount();
       V value;
       Access::StoreOf(value) = std::move(store);
       Access::ContextOf(value) = std::move(this->context_);
@@ -77,12 +73,17 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
       } restore{value, store, this->context_};
       V value_delta = std::forward<F>(mutate)(value);
       // A mutator's delta holds the dots it created in its store, and those
-      // plus the dots it removed in its context.
+      // plus the dots it removed in its context. A `seen` mutator's context
+      // may also hold dots this store never held (not received yet, or
+      // removed already): then the count of dots really removed tells the
+      // map to keep only the listed dots its index holds for the key.
       const ValueStore& added = Access::StoreOf(value_delta);
       added.ForEachDot([&](const Dot& d) { changes.added.push_back(d); });
       Access::ContextOf(value_delta).ForEachDot([&](const Dot& d) {
-        if (!ContainsDot(added, d) && known.Contains(d)) changes.removed.push_back(d);
+        if (!ContainsDot(added, d)) changes.removed.push_back(d);
       });
+      const std::uint64_t removed = held + changes.added.size() - Access::StoreOf(value).DotCount();
+      if (removed != changes.removed.size()) changes.removed_from_store = removed;
       delta.context_ = std::move(Access::ContextOf(value_delta));
       if (!added.empty()) delta.store_.Insert(key, std::move(Access::StoreOf(value_delta)));
     });
@@ -107,9 +108,7 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
   // any replica — never a whole map's context, whose dots of other keys this
   // replica has not received would be removed too.
   OrMap Remove(const K& key, const CausalContext& seen) {
-    const ValueStore* store = this->store_.Find(key);
-    return this->template ApplyRemoval<OrMap>(store == nullptr ? seen.Minus(this->context_)
-                                                               : this->SeenRemoval(*store, seen));
+    return this->template RemoveSeen<OrMap>(this->OwnDots(key, seen));
   }
 
   // Removes every key as observed here.
@@ -121,9 +120,7 @@ class OrMap : public internal::Causal<DotMap<K, typename V::Store>> {
 
   // Removes every key as `seen` observed it (the LiveDots() of a copy read
   // anywhere): the dots `seen` holds, received here or not.
-  OrMap Clear(const CausalContext& seen) {
-    return this->template ApplyRemoval<OrMap>(this->SeenRemoval(this->store_, seen));
-  }
+  OrMap Clear(const CausalContext& seen) { return this->template RemoveSeen<OrMap>(seen); }
 
   // The dots under `key` here, as a causal context (empty when absent): what
   // a reader of this copy saw of the key.

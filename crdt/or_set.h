@@ -76,9 +76,7 @@ class OrSet : public internal::Causal<DotMap<T, DotSet>> {
   // read, at any replica — never a whole state's context, whose dots of
   // other elements this replica has not received would be removed too.
   OrSet Remove(const T& value, const CausalContext& seen) {
-    const DotSet* dots = this->store_.Find(value);
-    return this->template ApplyRemoval<OrSet>(dots == nullptr ? seen.Minus(this->context_)
-                                                              : this->SeenRemoval(*dots, seen));
+    return this->template RemoveSeen<OrSet>(this->OwnDots(value, seen));
   }
 
   // Removes every element observed here.
@@ -90,9 +88,7 @@ class OrSet : public internal::Causal<DotMap<T, DotSet>> {
 
   // Removes every element as `seen` observed it (the LiveDots() of a copy
   // read anywhere): the dots `seen` holds, received here or not.
-  OrSet Clear(const CausalContext& seen) {
-    return this->template ApplyRemoval<OrSet>(this->SeenRemoval(this->store_, seen));
-  }
+  OrSet Clear(const CausalContext& seen) { return this->template RemoveSeen<OrSet>(seen); }
 
   // The dots of `value` here, as a causal context (empty when absent): what
   // a reader of this copy saw of the element.

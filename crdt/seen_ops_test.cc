@@ -255,3 +255,48 @@ TEST(SeenOpsTest, IndexedMapsStayExact) {
 
 }  // namespace
 }  // namespace converge::crdt
+
+namespace converge::crdt {
+namespace {
+
+// Two replica ids whose dots share a dot-index slot tag (32 bits of their
+// hash): found by birthday search.
+std::pair<ReplicaId, ReplicaId> TagTwins() {
+  std::map<std::uint32_t, std::uint64_t> seen;
+  for (std::uint64_t id = 100;; ++id) {
+    const auto tag = static_cast<std::uint32_t>(internal::Mix64(id));
+    const auto [it, fresh] = seen.emplace(tag, id);
+    if (!fresh) return {ReplicaId{it->second}, ReplicaId{id}};
+  }
+}
+
+// A set with a context naming a dot the replica never received, whose slot
+// in the dot index looks exactly like a live dot's of the same line: the
+// live dot must stay indexed, so a later remove of it still finds it.
+TEST(SeenOpsTest, AnUnreceivedDotThatLooksLikeALiveOneKeepsTheIndexExact) {
+  const auto [a, b] = TagTwins();
+  ASSERT_NE(a, b);
+  const ReplicaId c{7};
+  DotMap<std::string, DotFun<std::uint64_t>> store;
+  std::vector<Dot> cloud = {{a, 5}};
+  store.Insert("x", DotFun<std::uint64_t>(Dot{a, 5}, 1));
+  for (std::uint64_t k = 1; k <= 11; ++k) {
+    store.Insert("k" + std::to_string(k), DotFun<std::uint64_t>(Dot{c, k}, 1));
+  }
+  Cart cart =
+      Cart::FromParts(std::move(store),
+                      CausalContext::FromParts(std::vector<CausalContext::Entry>{{c, 11}}, cloud));
+  const CausalContext seen = CausalContext::FromParts({}, std::vector<Dot>{{b, 5}});
+  (void)cart.Update("x", [&](CausalCounter& q) { return q.Set(c, 2, seen); });
+  EXPECT_EQ(cart.Get("x")->Value(), 3u);  // (a, 5) was not seen: it stays
+  Cart removal;                           // elsewhere, (a, 5) was removed
+  removal.Join(Cart::FromParts({}, CausalContext::FromParts({}, std::vector<Dot>{{a, 5}})));
+  cart.Join(removal);
+  EXPECT_EQ(cart.Get("x")->Value(), 2u);
+  Cart rebuilt;
+  rebuilt.Join(cart);
+  EXPECT_EQ(rebuilt, cart);
+}
+
+}  // namespace
+}  // namespace converge::crdt

@@ -14,6 +14,14 @@
 // alive at a replica when its operation is known there and none of its
 // killers is. The CRDT's value at each replica must be the one its alive
 // units describe.
+//
+// Client causal contexts: a client reads a replica (a copy of its state, and
+// the units alive there then) and later sends an operation that acts on what
+// it read to any replica — a `seen` overload. Such an operation kills exactly
+// the units of its read (those alive at the read's replica then, under its
+// path), whether or not the replica running it has received them; units the
+// read did not hold survive. So no line removed as seen re-appears, and no
+// addition the client did not see is lost.
 
 #include <gtest/gtest.h>
 // rapidcheck/gtest.h needs gtest first.
@@ -53,6 +61,23 @@ class ObservedRemoveOracle {
     const int op = next_op_++;
     Know(replica, op);
     return op;
+  }
+
+  // The units alive at `replica` now: what a client reading it sees.
+  std::vector<std::size_t> AliveIndicesAt(std::size_t replica) const {
+    std::vector<std::size_t> alive;
+    for (std::size_t u = 0; u < units_.size(); ++u) {
+      if (Alive(u, replica)) alive.push_back(u);
+    }
+    return alive;
+  }
+
+  // Operation `op` acting on a read kills the read's units under `prefix`,
+  // wherever it runs.
+  void KillSeen(int op, const std::vector<std::size_t>& read, const Path& prefix) {
+    for (const std::size_t u : read) {
+      if (units_[u].op != op && StartsWith(units_[u].path, prefix)) killers_[u].push_back(op);
+    }
   }
 
   // Operation `op` at `replica` kills the units alive there whose path
@@ -115,6 +140,9 @@ ReplicaId Id(std::size_t replica) { return ReplicaId{replica + 1}; }
 // A Spec provides: using T, Value; kKinds, kKeys; T Apply(op, T&, replica);
 // void Record(op, oracle, op_id, replica) (kills, then creates);
 // static Value ValueOf(const T&); static Value Expected(alive units).
+// With client contexts it also provides kSeenKinds and
+//   T ApplySeen(op, const T& read, T& target, replica);
+//   void RecordSeen(op, oracle, op_id, read units) (KillSeen, then creates).
 template <class Spec>
 void CheckConvergence() {
   EXPECT_TRUE(rc::check([] {
@@ -124,27 +152,50 @@ void CheckConvergence() {
       std::size_t to;
       int op;
     };
+    struct Read {
+      T state;
+      std::vector<std::size_t> units;
+    };
+    constexpr bool kSeen = requires { Spec::kSeenKinds; };
     const auto n = *rc::gen::inRange<std::size_t>(2, 6);
     std::vector<T> replicas(n);
     ObservedRemoveOracle oracle(n);
     std::vector<Message> network;
+    std::vector<Read> reads;
     const auto check = [&](std::size_t r) {
       RC_ASSERT(Spec::ValueOf(replicas[r]) == Spec::Expected(oracle.AliveAt(r)));
     };
+    const auto send = [&](const T& delta, std::size_t from, int id) {
+      for (std::size_t to = 0; to < n; ++to) {
+        if (to != from) network.push_back(Message{delta, to, id});
+      }
+    };
     const int steps = *rc::gen::inRange(1, 80);
     for (int s = 0; s < steps; ++s) {
-      const int action = *rc::gen::inRange(0, 10);
-      if (action <= 3 || network.empty()) {
+      const int action = *rc::gen::inRange(0, kSeen ? 13 : 10);
+      if (action == 10) {  // a client reads a replica
+        const auto r = *rc::gen::inRange<std::size_t>(0, n);
+        reads.push_back(Read{replicas[r], oracle.AliveIndicesAt(r)});
+      } else if (action >= 11 && !reads.empty()) {  // ... and acts on it at any replica
+        if constexpr (kSeen) {
+          const auto op = *rc::gen::construct<NetOp>(
+              rc::gen::inRange(0, Spec::kSeenKinds), rc::gen::inRange(0, Spec::kKeys),
+              rc::gen::inRange(0, Spec::kKeys), rc::gen::inRange<std::uint64_t>(0, 9));
+          const Read& read = reads[*rc::gen::inRange<std::size_t>(0, reads.size())];
+          const auto r = *rc::gen::inRange<std::size_t>(0, n);
+          const int id = oracle.Begin(r);
+          Spec::RecordSeen(op, oracle, id, read.units);
+          send(Spec::ApplySeen(op, read.state, replicas[r], r), r, id);
+          check(r);
+        }
+      } else if (action <= 3 || action >= 10 || network.empty()) {
         const auto op = *rc::gen::construct<NetOp>(
             rc::gen::inRange(0, Spec::kKinds), rc::gen::inRange(0, Spec::kKeys),
             rc::gen::inRange(0, Spec::kKeys), rc::gen::inRange<std::uint64_t>(0, 9));
         const auto r = *rc::gen::inRange<std::size_t>(0, n);
         const int id = oracle.Begin(r);
         Spec::Record(op, oracle, id, r);
-        const T delta = Spec::Apply(op, replicas[r], r);
-        for (std::size_t to = 0; to < n; ++to) {
-          if (to != r) network.push_back(Message{delta, to, id});
-        }
+        send(Spec::Apply(op, replicas[r], r), r, id);
         check(r);
       } else if (action <= 6) {  // deliver
         const auto m = *rc::gen::inRange<std::size_t>(0, network.size());
@@ -205,6 +256,14 @@ struct OrSetSpec {
     o.Kill(id, r, op.kind == 0 ? Path{} : Path{op.key});
     if (op.kind > 2) o.Create(id, {op.key}, 1);
   }
+  static constexpr int kSeenKinds = 4;
+  static T ApplySeen(const NetOp& op, const T& read, T& s, std::size_t) {
+    return op.kind == 0 ? s.Clear(read.LiveDots()) : s.Remove(op.key, read.DotsOf(op.key));
+  }
+  static void RecordSeen(const NetOp& op, ObservedRemoveOracle& o, int id,
+                         const std::vector<std::size_t>& read) {
+    o.KillSeen(id, read, op.kind == 0 ? Path{} : Path{op.key});
+  }
   static Value ValueOf(const T& s) { return s.Elements(); }
   static Value Expected(const std::vector<ObservedRemoveOracle::Unit>& alive) {
     std::set<int> elements;
@@ -224,6 +283,14 @@ struct EwFlagSpec {
     o.Kill(id, r, {});
     if (op.kind == 0) o.Create(id, {}, 1);
   }
+  static constexpr int kSeenKinds = 1;
+  static T ApplySeen(const NetOp&, const T& read, T& f, std::size_t) {
+    return f.Disable(read.LiveDots());
+  }
+  static void RecordSeen(const NetOp&, ObservedRemoveOracle& o, int id,
+                         const std::vector<std::size_t>& read) {
+    o.KillSeen(id, read, {});
+  }
   static Value ValueOf(const T& f) { return f.Value(); }
   static Value Expected(const std::vector<ObservedRemoveOracle::Unit>& alive) {
     return !alive.empty();
@@ -239,6 +306,15 @@ struct MvRegisterSpec {
   }
   static void Record(const NetOp& op, ObservedRemoveOracle& o, int id, std::size_t r) {
     o.Kill(id, r, {});
+    if (op.kind != 0) o.Create(id, {}, static_cast<std::uint64_t>(op.key));
+  }
+  static constexpr int kSeenKinds = 4;
+  static T ApplySeen(const NetOp& op, const T& read, T& reg, std::size_t r) {
+    return op.kind == 0 ? reg.Clear(read.LiveDots()) : reg.Assign(Id(r), op.key, read.LiveDots());
+  }
+  static void RecordSeen(const NetOp& op, ObservedRemoveOracle& o, int id,
+                         const std::vector<std::size_t>& read) {
+    o.KillSeen(id, read, {});
     if (op.kind != 0) o.Create(id, {}, static_cast<std::uint64_t>(op.key));
   }
   static Value ValueOf(const T& reg) { return reg.Values(); }
@@ -262,6 +338,15 @@ struct CausalCounterSpec {
   static void Record(const NetOp& op, ObservedRemoveOracle& o, int id, std::size_t r) {
     if (op.kind <= 1) o.Kill(id, r, {});
     if (op.kind >= 1 && op.n > 0) o.Create(id, {}, op.n);
+  }
+  static constexpr int kSeenKinds = 3;
+  static T ApplySeen(const NetOp& op, const T& read, T& c, std::size_t r) {
+    return op.kind == 0 ? c.Reset(read.LiveDots()) : c.Set(Id(r), op.n, read.LiveDots());
+  }
+  static void RecordSeen(const NetOp& op, ObservedRemoveOracle& o, int id,
+                         const std::vector<std::size_t>& read) {
+    o.KillSeen(id, read, {});
+    if (op.kind != 0 && op.n > 0) o.Create(id, {}, op.n);
   }
   static Value ValueOf(const T& c) { return c.Value(); }
   static Value Expected(const std::vector<ObservedRemoveOracle::Unit>& alive) {
@@ -293,6 +378,26 @@ struct CartSpec {
   static void Record(const NetOp& op, ObservedRemoveOracle& o, int id, std::size_t r) {
     if (op.kind == 0) o.Kill(id, r, {});
     if (op.kind >= 1 && op.kind <= 3) o.Kill(id, r, {op.key});
+    if (op.kind >= 3 && op.n > 0) o.Create(id, {op.key}, op.n);
+  }
+  // The cart API with a Cart-Context: empty the cart, delete a line, set a
+  // line's quantity — each as the client's read saw it.
+  static constexpr int kSeenKinds = 5;
+  static T ApplySeen(const NetOp& op, const T& read, T& cart, std::size_t r) {
+    switch (op.kind) {
+      case 0:
+        return cart.Clear(read.LiveDots());
+      case 1:
+      case 2:
+        return cart.Remove(op.key, read.DotsOf(op.key));
+      default:
+        return cart.Update(
+            op.key, [&](CausalCounter& q) { return q.Set(Id(r), op.n, read.DotsOf(op.key)); });
+    }
+  }
+  static void RecordSeen(const NetOp& op, ObservedRemoveOracle& o, int id,
+                         const std::vector<std::size_t>& read) {
+    o.KillSeen(id, read, op.kind == 0 ? Path{} : Path{op.key});
     if (op.kind >= 3 && op.n > 0) o.Create(id, {op.key}, op.n);
   }
   static Value ValueOf(const T& cart) {
@@ -336,6 +441,32 @@ struct NestedSpec {
     if (op.kind == 1) o.Kill(id, r, {op.key});
     if (op.kind >= 2) o.Kill(id, r, {op.key, op.sub});
     if (op.kind >= 4) o.Create(id, {op.key, op.sub}, 1);
+  }
+  static constexpr int kSeenKinds = 4;
+  static T ApplySeen(const NetOp& op, const T& read, T& m, std::size_t) {
+    switch (op.kind) {
+      case 0:
+        return m.Clear(read.LiveDots());
+      case 1:
+        return m.Remove(op.key, read.DotsOf(op.key));
+      case 2:
+        return m.Update(op.key, [&](Inner& in) {
+          return in.Remove(op.sub, read.Get(op.key).value_or(Inner{}).DotsOf(op.sub));
+        });
+      default:
+        return m.Update(op.key, [&](Inner& in) {
+          return in.Update(op.sub, [&](EwFlag& f) {
+            const std::optional<Inner> inner = read.Get(op.key);
+            return f.Disable(inner ? inner->DotsOf(op.sub) : CausalContext{});
+          });
+        });
+    }
+  }
+  static void RecordSeen(const NetOp& op, ObservedRemoveOracle& o, int id,
+                         const std::vector<std::size_t>& read) {
+    if (op.kind == 0) o.KillSeen(id, read, {});
+    if (op.kind == 1) o.KillSeen(id, read, {op.key});
+    if (op.kind >= 2) o.KillSeen(id, read, {op.key, op.sub});
   }
   static Value ValueOf(const T& m) {
     Value v;

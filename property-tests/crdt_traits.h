@@ -99,6 +99,18 @@ struct CrdtTraits<crdt::MvRegister<int>> : CodecRoundTrip<crdt::MvRegister<int>>
                           })},
          {1, rc::gen::just(Op<T>("Clear()", [](T& reg, ReplicaId) { return reg.Clear(); }))}});
   }
+  static rc::Gen<Operation<T>> SeenOperations(const T& read) {
+    const crdt::CausalContext seen = read.LiveDots();
+    return rc::gen::weightedOneOf<Operation<T>>(
+        {{3, rc::gen::map(rc::gen::inRange(0, 5),
+                          [seen](int v) {
+                            return Op<T>(
+                                "Assign(" + std::to_string(v) + ", seen)",
+                                [v, seen](T& reg, ReplicaId r) { return reg.Assign(r, v, seen); });
+                          })},
+         {1, rc::gen::just(
+                 Op<T>("Clear(seen)", [seen](T& reg, ReplicaId) { return reg.Clear(seen); }))}});
+  }
 };
 
 template <>
@@ -107,6 +119,11 @@ struct CrdtTraits<crdt::EwFlag> : CodecRoundTrip<crdt::EwFlag> {
   static rc::Gen<Operation<T>> Operations() {
     return rc::gen::element(Op<T>("Enable()", [](T& f, ReplicaId r) { return f.Enable(r); }),
                             Op<T>("Disable()", [](T& f, ReplicaId) { return f.Disable(); }));
+  }
+  static rc::Gen<Operation<T>> SeenOperations(const T& read) {
+    const crdt::CausalContext seen = read.LiveDots();
+    return rc::gen::just(
+        Op<T>("Disable(seen)", [seen](T& f, ReplicaId) { return f.Disable(seen); }));
   }
 };
 
@@ -126,6 +143,18 @@ struct CrdtTraits<crdt::CausalCounter> : CodecRoundTrip<crdt::CausalCounter> {
                                          [n](T& c, ReplicaId r) { return c.Set(r, n); });
                           })},
          {1, rc::gen::just(Op<T>("Reset()", [](T& c, ReplicaId) { return c.Reset(); }))}});
+  }
+  static rc::Gen<Operation<T>> SeenOperations(const T& read) {
+    const crdt::CausalContext seen = read.LiveDots();
+    return rc::gen::weightedOneOf<Operation<T>>(
+        {{3, rc::gen::map(rc::gen::inRange<std::uint64_t>(0, 10),
+                          [seen](std::uint64_t n) {
+                            return Op<T>(
+                                "Set(" + std::to_string(n) + ", seen)",
+                                [n, seen](T& c, ReplicaId r) { return c.Set(r, n, seen); });
+                          })},
+         {1,
+          rc::gen::just(Op<T>("Reset(seen)", [seen](T& c, ReplicaId) { return c.Reset(seen); }))}});
   }
 };
 
@@ -157,6 +186,20 @@ struct CrdtTraits<crdt::OrSet<E>> : CodecRoundTrip<crdt::OrSet<E>> {
                           })},
          {1, rc::gen::just(Op<T>("Clear()", [](T& s, ReplicaId) { return s.Clear(); }))}});
   }
+  static rc::Gen<Operation<T>> SeenOperations(const T& read) {
+    return rc::gen::weightedOneOf<Operation<T>>(
+        {{4, rc::gen::map(rc::gen::inRange(0, kElements),
+                          [read](int i) {
+                            const crdt::CausalContext seen = read.DotsOf(MakeElement<E>(i));
+                            return Op<T>("Remove(" + std::to_string(i) + ", seen)",
+                                         [i, seen](T& s, ReplicaId) {
+                                           return s.Remove(MakeElement<E>(i), seen);
+                                         });
+                          })},
+         {1, rc::gen::just(Op<T>("Clear(seen)", [seen = read.LiveDots()](T& s, ReplicaId) {
+            return s.Clear(seen);
+          }))}});
+  }
 };
 
 // An OrMap's operations: update a key with one of V's operations, remove a
@@ -182,6 +225,32 @@ struct CrdtTraits<crdt::OrMap<K, V>> : CodecRoundTrip<crdt::OrMap<K, V>> {
                             });
                           })},
          {1, rc::gen::just(Op<T>("Clear()", [](T& m, ReplicaId) { return m.Clear(); }))}});
+  }
+  // Removes and clears as a read saw them, and V's own seen operations on the
+  // read's value at a key (when V has them).
+  static rc::Gen<Operation<T>> SeenOperations(const T& read) {
+    rc::Gen<Operation<T>> remove = rc::gen::map(rc::gen::inRange(0, kElements), [read](int k) {
+      const crdt::CausalContext seen = read.DotsOf(MakeElement<K>(k));
+      return Op<T>("Remove(" + std::to_string(k) + ", seen)",
+                   [k, seen](T& m, ReplicaId) { return m.Remove(MakeElement<K>(k), seen); });
+    });
+    rc::Gen<Operation<T>> clear = rc::gen::just(
+        Op<T>("Clear(seen)", [seen = read.LiveDots()](T& m, ReplicaId) { return m.Clear(seen); }));
+    if constexpr (requires(const V& v) { CrdtTraits<V>::SeenOperations(v); }) {
+      rc::Gen<Operation<T>> update = rc::gen::mapcat(rc::gen::inRange(0, kElements), [read](int k) {
+        const V value = read.Get(MakeElement<K>(k)).value_or(V{});
+        return rc::gen::map(CrdtTraits<V>::SeenOperations(value), [k](Operation<V> inner) {
+          const K key = MakeElement<K>(k);
+          return Op<T>("Update(" + std::to_string(k) + ", " + inner.name + ")",
+                       [key, inner](T& m, ReplicaId r) {
+                         return m.Update(key, [&](V& v) { return inner.apply(v, r); });
+                       });
+        });
+      });
+      return rc::gen::weightedOneOf<Operation<T>>({{3, update}, {2, remove}, {1, clear}});
+    } else {
+      return rc::gen::weightedOneOf<Operation<T>>({{2, remove}, {1, clear}});
+    }
   }
 };
 

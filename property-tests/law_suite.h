@@ -33,6 +33,12 @@
 //   - a mutator that throws (e.g. CounterOverflow) leaves the state unchanged;
 //   - when CrdtTraits<T> has `static std::optional<T> RoundTrip(const T&)`
 //     (encode then decode), every reachable state and delta survives it.
+// When CrdtTraits<T> also has
+//   static rc::Gen<Operation<T>> SeenOperations(const T& read);
+// (mutations acting on what a client read in `read`: the `seen` overloads),
+// the histories mix them in, with `read` a state of any replica at any
+// earlier step — older than, equal to or newer than the state mutated, often
+// holding dots it has not received — and every law covers them too.
 //
 // A failing property prints the shrunk history, and rapidcheck prints the
 // seed; run again with RC_PARAMS="seed=<seed>" to replay it exactly.
@@ -87,7 +93,23 @@ template <class T>
 struct History {
   std::vector<T> replicas;
   std::vector<T> deltas;
+  std::vector<T> reads;  // copies of replica states taken along the way
 };
+
+// Draws one operation: T's own, or (when the traits have SeenOperations) one
+// acting on a read taken from `reads` or from the current `replicas`.
+template <class T>
+Operation<T> DrawOperation(const History<T>& h) {
+  if constexpr (requires(const T& t) { CrdtTraits<T>::SeenOperations(t); }) {
+    const std::size_t choices = h.reads.size() + h.replicas.size();
+    if (choices > 0 && *rc::gen::inRange(0, 3) == 0) {
+      const auto k = *rc::gen::inRange<std::size_t>(0, choices);
+      const T& read = k < h.reads.size() ? h.reads[k] : h.replicas[k - h.reads.size()];
+      return *CrdtTraits<T>::SeenOperations(read);
+    }
+  }
+  return *CrdtTraits<T>::Operations();
+}
 
 // Applies op at replica `index`; a mutator that throws std::overflow_error
 // (a checked counter refusing to overflow) must leave the state unchanged.
@@ -113,8 +135,9 @@ History<T> GenHistory(std::size_t min_replicas = 1) {
     const auto i = *rc::gen::inRange<std::size_t>(0, n);
     const int kind = *rc::gen::inRange(0, 5);
     if (kind <= 2) {
-      const auto op = *CrdtTraits<T>::Operations();
+      const auto op = DrawOperation(h);
       if (auto delta = ApplyChecked(op, h.replicas[i], i)) h.deltas.push_back(std::move(*delta));
+      if (*rc::gen::inRange(0, 4) == 0) h.reads.push_back(h.replicas[i]);
     } else if (kind == 3) {
       const auto j = *rc::gen::inRange<std::size_t>(0, n);
       h.replicas[i].Join(h.replicas[j]);
@@ -206,7 +229,7 @@ TYPED_TEST_P(CrdtLaws, MutationIsInflationAndDeltaJoinEqualsMutation) {
     const auto i = *rc::gen::inRange<std::size_t>(0, h.replicas.size());
     TypeParam& state = h.replicas[i];
     const TypeParam before = state;
-    const auto op = *CrdtTraits<TypeParam>::Operations();
+    const auto op = DrawOperation(h);
     const std::optional<TypeParam> delta = ApplyChecked(op, state, i);
     if (!delta) return;                          // refused; ApplyChecked asserted nothing changed
     RC_ASSERT(Joined(before, state) == state);   // inflation
@@ -222,8 +245,8 @@ TYPED_TEST_P(CrdtLaws, ConcurrentDeltasCommute) {
     auto j = *rc::gen::inRange<std::size_t>(0, h.replicas.size() - 1);
     if (j >= i) ++j;
     const TypeParam target = PickState(h);
-    const auto op1 = *CrdtTraits<TypeParam>::Operations();
-    const auto op2 = *CrdtTraits<TypeParam>::Operations();
+    const auto op1 = DrawOperation(h);
+    const auto op2 = DrawOperation(h);
     const std::optional<TypeParam> d1 = ApplyChecked(op1, h.replicas[i], i);
     const std::optional<TypeParam> d2 = ApplyChecked(op2, h.replicas[j], j);
     if (!d1 || !d2) return;
@@ -241,7 +264,7 @@ TYPED_TEST_P(CrdtLaws, CopiesAreIndependentValues) {
     const TypeParam original = h.replicas[i];
     TypeParam copy = original;
     RC_ASSERT(copy == original);
-    const auto op = *CrdtTraits<TypeParam>::Operations();
+    const auto op = DrawOperation(h);
     (void)ApplyChecked(op, copy, i);
     RC_ASSERT(original == h.replicas[i]);
   }));

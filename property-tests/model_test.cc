@@ -358,6 +358,82 @@ RC_GTEST_PROP(HlcModel, ObserveAgainstAReferenceFollowsTheSpecification, ()) {
   }
 }
 
+// The cart with client causal contexts, sequentially: a client reads the
+// cart at some step and later deletes a line, sets a line's quantity or
+// empties the cart with what it read, at any replica. The model keeps every
+// addition as a unit; an operation with a read's context removes exactly the
+// units that read held (the ones since removed stay removed, those added
+// since survive), one without a context removes every unit of its target.
+RC_GTEST_PROP(SequentialModel, CartWithClientContexts, ()) {
+  using Cart = OrMap<int, CausalCounter>;
+  using Units = std::map<int, std::map<int, std::uint64_t>>;  // sku -> unit -> amount
+  struct Read {
+    Cart cart;
+    Units units;
+  };
+  const auto n = *rc::gen::inRange<std::size_t>(1, 4);
+  std::vector<Cart> replicas(n);
+  Units model;
+  std::vector<Read> reads;
+  int next_unit = 0;
+  const auto kill = [&](int sku, const std::map<int, std::uint64_t>& units) {
+    auto it = model.find(sku);
+    if (it == model.end()) return;
+    for (const auto& [u, amount] : units) it->second.erase(u);
+    if (it->second.empty()) model.erase(it);
+  };
+  const int steps = *rc::gen::inRange(1, 60);
+  for (int s = 0; s < steps; ++s) {
+    const int kind = *rc::gen::inRange(0, 8);
+    const int sku = *rc::gen::inRange(0, 6);
+    const auto q = *rc::gen::inRange<std::uint64_t>(0, 5);
+    const auto i = *rc::gen::inRange<std::size_t>(0, n);
+    Cart& cart = replicas[i];
+    const Read* read =
+        reads.empty() ? nullptr : &reads[*rc::gen::inRange<std::size_t>(0, reads.size())];
+    Cart delta;
+    if (kind == 0) {  // add q
+      delta = cart.Update(sku, [&](CausalCounter& c) { return c.Increment(Id(i), q); });
+      if (q > 0) model[sku][next_unit++] = q;
+    } else if (kind == 1) {  // set q, no context
+      delta = cart.Update(sku, [&](CausalCounter& c) { return c.Set(Id(i), q); });
+      model.erase(sku);
+      if (q > 0) model[sku][next_unit++] = q;
+    } else if (kind == 2) {  // delete, no context
+      delta = cart.Remove(sku);
+      model.erase(sku);
+    } else if (kind == 3) {  // a client reads
+      reads.push_back(Read{cart, model});
+      continue;
+    } else if (read == nullptr) {
+      continue;
+    } else if (kind == 4) {  // delete as read
+      delta = cart.Remove(sku, read->cart.DotsOf(sku));
+      if (auto it = read->units.find(sku); it != read->units.end()) kill(sku, it->second);
+    } else if (kind == 5) {  // set q as read
+      delta = cart.Update(
+          sku, [&](CausalCounter& c) { return c.Set(Id(i), q, read->cart.DotsOf(sku)); });
+      if (auto it = read->units.find(sku); it != read->units.end()) kill(sku, it->second);
+      if (q > 0) model[sku][next_unit++] = q;
+    } else {  // empty the cart as read
+      delta = cart.Clear(read->cart.LiveDots());
+      for (const auto& [k, units] : read->units) kill(k, units);
+    }
+    for (std::size_t j = 0; j < n; ++j) {
+      if (j != i) replicas[j].Join(delta);
+    }
+    std::map<int, std::uint64_t> expected;
+    for (const auto& [k, units] : model) {
+      for (const auto& [u, amount] : units) expected[k] += amount;
+    }
+    for (const Cart& r : replicas) {
+      std::map<int, std::uint64_t> value;
+      r.ForEach([&](int k, const CausalCounter& c) { value[k] = c.Value(); });
+      RC_ASSERT(value == expected);
+    }
+  }
+}
+
 TEST(SequentialModel, GCounter) { CheckSequentialModel<GCounterSpec>(); }
 TEST(SequentialModel, PnCounter) { CheckSequentialModel<PnCounterSpec>(); }
 TEST(SequentialModel, LwwRegisterWithHlc) { CheckSequentialModel<LwwSpec>(); }

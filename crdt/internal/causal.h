@@ -57,29 +57,38 @@ class Causal {
     return delta;
   }
 
-  // The context of a remove that acts on what `seen` covers rather than on
-  // what this replica holds (a client's causal context): the dots of `live`
-  // (a part of this state's store) that `seen` holds, plus the dots of
-  // `seen` this replica has not received at all — removed before they
-  // arrive. Dots of `seen` this replica knows and that are not in `live`
-  // are left alone: they were removed already, or belong to another element.
-  template <class Live>
-  [[nodiscard]] CausalContext SeenRemoval(const Live& live, const CausalContext& seen) const {
-    CausalContext removal = seen.Minus(context_);
-    live.ForEachDot([&](const Dot& d) {
-      if (seen.Contains(d)) removal.Insert(d);
-    });
-    return removal;
-  }
-
-  // Applies the removal `context` (see SeenRemoval) and returns its delta:
-  // an empty store with that context. Joining the delta is the mutation.
+  // A remove acting on exactly the dots `seen` holds (a client's causal
+  // context; docs/semantics.md): its delta is an empty store with context
+  // `seen`, so it also removes the dots of `seen` this replica has not
+  // received yet — they are removed when they arrive. Joining the delta is
+  // the mutation.
   template <class Derived>
-  Derived ApplyRemoval(CausalContext context) {
+  Derived RemoveSeen(CausalContext seen) {
     Derived delta;
-    delta.context_ = std::move(context);
+    delta.context_ = std::move(seen);
     JoinCausal(delta);
     return delta;
+  }
+
+  // For a map-like store (OrSet elements, OrMap keys): `seen` without the
+  // dots that are live here under another key. A client context for one key
+  // holds only that key's dots, so this changes nothing for it; for a context
+  // handed in by mistake it keeps a remove of `key` from removing other keys
+  // this replica holds. O(dots of seen).
+  template <class K>
+  [[nodiscard]] CausalContext OwnDots(const K& key, const CausalContext& seen) const {
+    const auto foreign = [&](const Dot& d) {
+      const auto* entry = store_.FindByDot(d);
+      return entry != nullptr && !(entry->key == key);
+    };
+    bool any = false;
+    seen.ForEachDot([&](const Dot& d) { any = any || foreign(d); });
+    if (!any) return seen;
+    CausalContext own;
+    seen.ForEachDot([&](const Dot& d) {
+      if (!foreign(d)) own.Insert(d);
+    });
+    return own;
   }
 
   Store store_;

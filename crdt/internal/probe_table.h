@@ -11,6 +11,7 @@
 #ifndef CONVERGE_CRDT_INTERNAL_PROBE_TABLE_H_
 #define CONVERGE_CRDT_INTERNAL_PROBE_TABLE_H_
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -62,6 +63,22 @@ class ProbeTable {
     EraseAt(static_cast<std::size_t>(slot - slots_.data()));
     --size_;
     return true;
+  }
+
+  // Erases every slot for which pred(slot) is true. O(capacity).
+  template <class Pred>
+  void EraseIf(Pred&& pred) {
+    std::vector<Slot> kept;
+    kept.reserve(size_);
+    for (const Slot& slot : slots_) {
+      if (!Traits::Empty(slot) && !pred(slot)) kept.push_back(slot);
+    }
+    std::fill(slots_.begin(), slots_.end(), Slot{});
+    size_ = 0;
+    for (const Slot& slot : kept) {
+      Place(slot);
+      ++size_;
+    }
   }
 
   void Reserve(std::size_t n) {
