@@ -81,16 +81,34 @@ std::vector<Line> Lines(const CartState& cart) {
   return lines;
 }
 
-std::string CartJson(std::string_view id, const CartState& cart) {
+namespace {
+
+nlohmann::ordered_json CartObject(std::string_view id, const CartState& cart) {
   // Ordered: "sku" before "quantity", as the API documents them.
   nlohmann::ordered_json items = nlohmann::ordered_json::array();
   for (const Line& line : Lines(cart)) {
     items.push_back({{"sku", line.sku}, {"quantity", line.quantity}});
   }
-  // A state that went wrong (coherence-check reads any) may hold bytes that
-  // are not UTF-8: replace them rather than fail.
-  return nlohmann::ordered_json{{"cart", std::string(id)}, {"items", std::move(items)}}.dump(
-      -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return nlohmann::ordered_json{{"cart", std::string(id)}, {"items", std::move(items)}};
+}
+
+// A state that went wrong (coherence-check reads any) may hold bytes that
+// are not UTF-8: replace them rather than fail.
+std::string Dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string CartJson(std::string_view id, const CartState& cart) {
+  return Dump(CartObject(id, cart));
+}
+
+std::string CartJson(std::string_view id, const CartState& cart,
+                     const std::optional<std::string>& context) {
+  nlohmann::ordered_json j = CartObject(id, cart);
+  j["context"] = context ? nlohmann::ordered_json(*context) : nlohmann::ordered_json(nullptr);
+  return Dump(j);
 }
 
 std::vector<std::string> DomainViolations(const CartState& cart) {

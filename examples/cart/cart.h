@@ -55,6 +55,10 @@ std::vector<Line> Lines(const CartState& cart);
 
 // {"cart":"alice","items":[{"sku":"apple","quantity":2}]}
 std::string CartJson(std::string_view id, const CartState& cart);
+// The same with "context": the cart's sealed context, or null when it has
+// none (cart-server's answers; docs/cart-api.md).
+std::string CartJson(std::string_view id, const CartState& cart,
+                     const std::optional<std::string>& context);
 
 // The domain rules a converged cart must keep (coherence-check reports
 // violations): every SKU valid, every quantity 1..kMaxQuantity, at most

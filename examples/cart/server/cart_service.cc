@@ -96,22 +96,30 @@ CartOp AddOp(std::string sku, std::uint64_t q) {
   };
 }
 
-CartOp SetOp(std::string sku, std::uint64_t q) {
-  return [sku = std::move(sku), q](CartState& cart, crdt::ReplicaId self, std::string* conflict) {
-    if (q == 0) return cart.Remove(sku);
+// With a client's context (`seen`), a set, a delete and an empty act on
+// exactly the additions the client saw (docs/cart-api.md, "Cart contexts").
+CartOp SetOp(std::string sku, std::uint64_t q, std::optional<SeenCart> seen) {
+  return [sku = std::move(sku), q, seen = std::move(seen)](CartState& cart, crdt::ReplicaId self,
+                                                           std::string* conflict) {
+    if (q == 0) return seen ? cart.Remove(sku, seen->Line(sku)) : cart.Remove(sku);
     if (!RoomForLine(cart, sku, conflict)) return CartState{};
-    return cart.Update(sku, [&](crdt::CausalCounter& c) { return c.Set(self, q); });
+    return cart.Update(sku, [&](crdt::CausalCounter& c) {
+      return seen ? c.Set(self, q, seen->Line(sku)) : c.Set(self, q);
+    });
   };
 }
 
-CartOp RemoveOp(std::string sku) {
-  return [sku = std::move(sku)](CartState& cart, crdt::ReplicaId, std::string*) {
-    return cart.Remove(sku);
+CartOp RemoveOp(std::string sku, std::optional<SeenCart> seen) {
+  return [sku = std::move(sku), seen = std::move(seen)](CartState& cart, crdt::ReplicaId,
+                                                        std::string*) {
+    return seen ? cart.Remove(sku, seen->Line(sku)) : cart.Remove(sku);
   };
 }
 
-CartOp ClearOp() {
-  return [](CartState& cart, crdt::ReplicaId, std::string*) { return cart.Clear(); };
+CartOp ClearOp(std::optional<SeenCart> seen) {
+  return [seen = std::move(seen)](CartState& cart, crdt::ReplicaId, std::string*) {
+    return seen ? cart.Clear(seen->All()) : cart.Clear();
+  };
 }
 
 // A state whose line `sku` carries another count under the same dots and
@@ -146,12 +154,15 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
 class CartService::Impl {
  public:
   Impl(CartServiceOptions options, replication::Node& node, replication::Clock& node_clock,
-       replication::Transport& transport, storage::Store& store, asio::any_io_executor http)
+       replication::Transport& transport, storage::Store& store, ContextKeyring& keyring,
+       asio::any_io_executor http)
       : o_(std::move(options)),
         node_(node),
         node_clock_(node_clock),
         transport_(transport),
         store_(store),
+        keyring_(keyring),
+        own_key_(keyring.own()),
         http_(std::move(http)),
         registry_(std::make_shared<prometheus::Registry>()),
         requests_(prometheus::BuildCounter()
@@ -197,6 +208,7 @@ class CartService::Impl {
     const std::optional<std::string> origin = request.Header("origin");
     if (origin && allowed_origins_.contains(*origin)) {
       response.headers.emplace_back("Access-Control-Allow-Origin", *origin);
+      response.headers.emplace_back("Access-Control-Expose-Headers", "Cart-Context");
       response.headers.emplace_back("Vary", "Origin");
     }
     static const std::set<std::string> kMethods = {"GET", "POST", "PUT", "DELETE", "OPTIONS"};
@@ -213,7 +225,8 @@ class CartService::Impl {
  private:
   struct Outcome {
     std::string conflict;
-    std::string body;  // the cart after the write, as JSON
+    std::string body;                    // the cart after the write, as JSON
+    std::optional<std::string> context;  // its context
   };
 
   asio::awaitable<HttpResponse> Dispatch(const HttpRequest& request, std::string* route) {
@@ -248,7 +261,7 @@ class CartService::Impl {
       const std::optional<std::string> origin = request.Header("origin");
       if (origin && allowed_origins_.contains(*origin)) {
         r.headers = {{"Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"},
-                     {"Access-Control-Allow-Headers", "Content-Type, Idempotency-Key"},
+                     {"Access-Control-Allow-Headers", "Content-Type, Idempotency-Key, Cart-Context"},
                      {"Access-Control-Max-Age", "600"}};
       }
       co_return r;
@@ -288,7 +301,11 @@ class CartService::Impl {
       if (segments.size() == 2) {
         *route = "cart";
         if (m == "GET") co_return ReadCart(id);
-        if (m == "DELETE") co_return co_await Write(request, id, "clear", ClearOp());
+        if (m == "DELETE") {
+          StatusOr<std::optional<SeenCart>> seen = co_await SeenFrom(request, id);
+          if (!seen.ok()) co_return Error(400, seen.status().message());
+          co_return co_await Write(request, id, "clear", ClearOp(std::move(*seen)));
+        }
         co_return method_not_allowed("GET, DELETE");
       }
       if (segments[2] != "items") co_return Error(404, "no such resource");
@@ -311,9 +328,15 @@ class CartService::Impl {
         if (!body.ok()) co_return Error(400, body.status().message());
         StatusOr<std::uint64_t> q = Quantity(*body, 0);
         if (!q.ok()) co_return Error(400, q.status().message());
-        co_return co_await Write(request, id, "set", SetOp(sku, *q));
+        StatusOr<std::optional<SeenCart>> seen = co_await SeenFrom(request, id);
+        if (!seen.ok()) co_return Error(400, seen.status().message());
+        co_return co_await Write(request, id, "set", SetOp(sku, *q, std::move(*seen)));
       }
-      if (m == "DELETE") co_return co_await Write(request, id, "remove", RemoveOp(sku));
+      if (m == "DELETE") {
+        StatusOr<std::optional<SeenCart>> seen = co_await SeenFrom(request, id);
+        if (!seen.ok()) co_return Error(400, seen.status().message());
+        co_return co_await Write(request, id, "remove", RemoveOp(sku, std::move(*seen)));
+      }
       co_return method_not_allowed("PUT, DELETE");
     }
     if (!segments.empty() && segments[0] == "admin" && o_.fault_injection) {
@@ -356,7 +379,26 @@ class CartService::Impl {
   HttpResponse ReadCart(const std::string& id) {
     StatusOr<CartState> cart = node_.Read<CartState>(CartKey(id));
     if (!cart.ok()) return Error(500, "cannot read the cart: " + cart.status().ToString());
-    return HttpResponse{200, CartJson(id, *cart)};
+    const std::optional<std::string> context = SealContext(own_key_, id, *cart);
+    HttpResponse response{200, CartJson(id, *cart, context)};
+    if (context) response.headers.emplace_back("Cart-Context", *context);
+    return response;
+  }
+
+  // The client's context of a write (the Cart-Context header), opened; none
+  // without the header. A context sealed by a key not learned yet waits for
+  // one refresh of the members' keys.
+  asio::awaitable<StatusOr<std::optional<SeenCart>>> SeenFrom(const HttpRequest& request,
+                                                              const std::string& id) {
+    const std::optional<std::string> token = request.Header("cart-context");
+    if (!token) co_return std::optional<SeenCart>();
+    StatusOr<SeenCart> seen = OpenContext(keyring_, id, *token);
+    if (!seen.ok() && seen.status().code() == StatusCode::kNotFound) {
+      if (const std::optional<NodeView> view = co_await View()) LearnKeys(*view);
+      seen = OpenContext(keyring_, id, *token);
+    }
+    if (!seen.ok()) co_return InvalidArgument(seen.status().message());
+    co_return std::optional<SeenCart>(std::move(*seen));
   }
 
   asio::awaitable<HttpResponse> Write(const HttpRequest& request, const std::string& id,
@@ -378,7 +420,8 @@ class CartService::Impl {
       }
       fingerprint = Hex64(replication::Hash64(
           request.method + ' ' + request.path +
-          "\nw=" + std::string(replication::WriteConsistencyName(w)) + '\n' + request.body));
+          "\nw=" + std::string(replication::WriteConsistencyName(w)) +
+          "\ncontext=" + request.Header("cart-context").value_or("-") + '\n' + request.body));
       if (in_flight_.contains(*idem)) {
         co_return Error(409, "a request with this Idempotency-Key is still in progress");
       }
@@ -407,9 +450,11 @@ class CartService::Impl {
       };
       in_flight_.insert(*idem);
     }
-    auto mutate = [op = std::move(op), outcome, id](CartState& cart, crdt::ReplicaId self) {
+    auto mutate = [op = std::move(op), outcome, id, key = own_key_](CartState& cart,
+                                                                   crdt::ReplicaId self) {
       CartState delta = op(cart, self, &outcome->conflict);
-      outcome->body = CartJson(id, cart);
+      outcome->context = SealContext(key, id, cart);
+      outcome->body = CartJson(id, cart, outcome->context);
       return delta;
     };
     std::optional<StatusOr<CartState>> result = co_await AwaitCallback<StatusOr<CartState>>(
@@ -424,6 +469,7 @@ class CartService::Impl {
       response = Error(409, outcome->conflict);
     } else if (result->ok()) {
       response = HttpResponse{200, outcome->body};
+      if (outcome->context) response.headers.emplace_back("Cart-Context", *outcome->context);
     } else if (result->status().code() == StatusCode::kDeadlineExceeded) {
       response = Json(504, json{{"error", result->status().message()},
                                 {"durable", true},
@@ -502,6 +548,17 @@ class CartService::Impl {
     if (it == meta.end() || !it->is_string()) return {};
     std::string http = it->get<std::string>();
     return replication::internal::ParseHostPort(http) ? http : std::string();
+  }
+
+  // Adds the context keys the members advertise (metadata "ctx_key").
+  void LearnKeys(const NodeView& view) {
+    for (const auto& p : view.peers) {
+      const json meta = json::parse(p.metadata, nullptr, false);
+      if (!meta.is_object()) continue;
+      const auto it = meta.find("ctx_key");
+      if (it == meta.end() || !it->is_string()) continue;
+      (void)keyring_.Learn(it->get<std::string>(), store_);  // malformed: not a key
+    }
   }
 
   void UpdateOrigins(const NodeView& view) {
@@ -730,7 +787,10 @@ class CartService::Impl {
   asio::awaitable<void> Periodic() {
     std::uint64_t ticks = 0;
     while (running_) {
-      if (const std::optional<NodeView> view = co_await View()) UpdateOrigins(*view);
+      if (const std::optional<NodeView> view = co_await View()) {
+        UpdateOrigins(*view);
+        LearnKeys(*view);
+      }
       if (ticks++ % 300 == 0) CollectExpiredRecords();
       refresh_timer_.expires_after(std::chrono::seconds(2));
       boost::system::error_code ec;
@@ -756,6 +816,8 @@ class CartService::Impl {
   replication::Clock& node_clock_;
   replication::Transport& transport_;
   storage::Store& store_;
+  ContextKeyring& keyring_;  // HTTP thread only
+  const ContextKey own_key_;  // seals contexts, also on the node's thread
   asio::any_io_executor http_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& requests_;
@@ -775,8 +837,9 @@ class CartService::Impl {
 
 CartService::CartService(CartServiceOptions options, replication::Node& node,
                          replication::Clock& node_clock, replication::Transport& transport,
-                         storage::Store& store, asio::any_io_executor http)
-    : impl_(std::make_unique<Impl>(std::move(options), node, node_clock, transport, store,
+                         storage::Store& store, ContextKeyring& keyring,
+                         asio::any_io_executor http)
+    : impl_(std::make_unique<Impl>(std::move(options), node, node_clock, transport, store, keyring,
                                    std::move(http))) {}
 CartService::~CartService() = default;
 asio::awaitable<HttpResponse> CartService::Handle(HttpRequest request) {

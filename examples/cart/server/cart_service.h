@@ -24,6 +24,7 @@
 #include <string>
 
 #include "examples/cart/cart.h"
+#include "examples/cart/server/cart_context.h"
 #include "examples/cart/server/http_server.h"
 #include "replication/asio.h"
 #include "replication/clock.h"
@@ -50,9 +51,12 @@ struct CartServiceOptions {
 class CartService {
  public:
   // Everything must outlive the service. `http` is the executor handlers
-  // run on; `node_clock` is the node's (Post runs on its executor).
+  // run on; `node_clock` is the node's (Post runs on its executor). The
+  // keyring seals and opens cart contexts; the service adds the keys other
+  // members advertise (member metadata "ctx_key") to it.
   CartService(CartServiceOptions options, replication::Node& node, replication::Clock& node_clock,
-              replication::Transport& transport, storage::Store& store, asio::any_io_executor http);
+              replication::Transport& transport, storage::Store& store, ContextKeyring& keyring,
+              asio::any_io_executor http);
   ~CartService();
 
   asio::awaitable<HttpResponse> Handle(HttpRequest request);

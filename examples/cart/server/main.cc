@@ -75,6 +75,11 @@ int Run(const Flags& flags) {
     return 1;
   }
   storage::RocksStore& store = **opened;
+  StatusOr<ContextKeyring> keyring = ContextKeyring::Open(store);
+  if (!keyring.ok()) {
+    Log(who + ": cannot load the cart context key: " + keyring.status().ToString());
+    return 1;
+  }
 
   // The node's world: one thread runs its io_context (transport and clock).
   asio::io_context node_io(1);
@@ -101,7 +106,8 @@ int Run(const Flags& flags) {
   node_options.seeds = flags.seeds;
   node_options.gossip_interval_ms = flags.gossip_interval_ms;
   node_options.min_replicas = flags.min_replicas;
-  node_options.metadata = nlohmann::json{{"http", flags.http}}.dump();
+  node_options.metadata =
+      nlohmann::json{{"http", flags.http}, {"ctx_key", keyring->Advertised()}}.dump();
   node_options.max_message_bytes =
       std::min(node_options.max_message_bytes, transport.max_frame_bytes());
   replication::Node node(node_options, store, transport, clock, registry);
@@ -115,7 +121,8 @@ int Run(const Flags& flags) {
   service_options.fault_injection = flags.fault_injection;
   service_options.allow_repair = flags.allow_repair;
   service_options.durability = store_options.durability;
-  CartService service(service_options, node, clock, transport, store, http_io.get_executor());
+  CartService service(service_options, node, clock, transport, store, *keyring,
+                      http_io.get_executor());
   HttpServerOptions http_options;
   http_options.listen = flags.http;
   http_options.max_connections = flags.max_connections;
