@@ -55,6 +55,7 @@ driver is killed); network namespaces made here are deleted.
 from __future__ import annotations
 
 import argparse
+import base64
 import ctypes
 import itertools
 import json
@@ -511,9 +512,20 @@ class Server:
         return r
 
     def cart(self, cart: str) -> tuple[bytes, list[tuple[str, int]]]:
-        """GET /carts/{cart}: the raw body and its lines (checked: shape, order)."""
+        """GET /carts/{cart}: the raw body without its context (each replica
+        seals its own) and its lines (checked: shape, order)."""
         r = self.expect("GET", f"/carts/{cart}", 200, timeout=5)
-        return r.body, cart_lines(self.name, cart, r.json())
+        lines = cart_lines(self.name, cart, r.json())
+        return without_context(r.body), lines
+
+    def read(self, cart: str) -> tuple[list[tuple[str, int]], str]:
+        """GET /carts/{cart}: its lines and its context (body and header agree)."""
+        r = self.expect("GET", f"/carts/{cart}", 200, timeout=5)
+        lines = cart_lines(self.name, cart, r.json())
+        context = r.json()["context"]
+        check(isinstance(context, str) and r.header("cart-context") == context,
+              f"{self.name}: GET /carts/{cart}: context {context!r}, header {r.header('cart-context')!r}")
+        return lines, context
 
     def keys(self, prefix: str = "cart:") -> dict[str, str]:
         """key -> digest, every key under `prefix` (all pages)."""
@@ -571,8 +583,8 @@ class Server:
 
 def cart_lines(who: str, cart: str, body) -> list[tuple[str, int]]:
     """The lines of a cart answer, after checking its shape and sort order."""
-    check(isinstance(body, dict) and set(body) == {"cart", "items"} and body["cart"] == cart
-          and isinstance(body["items"], list),
+    check(isinstance(body, dict) and set(body) == {"cart", "items", "context"} and body["cart"] == cart
+          and isinstance(body["items"], list) and (body["context"] is None or isinstance(body["context"], str)),
           f"{who}: cart answer for {cart!r} has the wrong shape: {str(body)[:300]}")
     lines = []
     for item in body["items"]:
@@ -585,6 +597,16 @@ def cart_lines(who: str, cart: str, body) -> list[tuple[str, int]]:
     check(skus == sorted(skus) and len(set(skus)) == len(skus),
           f"{who}: cart {cart!r}: items not sorted by SKU bytes or repeated: {[s for s, _ in lines]}")
     return lines
+
+
+def without_context(body: bytes) -> bytes:
+    """A cart answer's bytes without the trailing "context" member."""
+    return re.sub(rb',"context":(null|"[A-Za-z0-9+/=]*")}$', b"}", body)
+
+
+def bare(body) -> dict:
+    """A cart answer without its "context" (checked by cart_lines)."""
+    return {k: v for k, v in body.items() if k != "context"} if isinstance(body, dict) else body
 
 
 def expected_lines(value: dict[str, int]) -> list[tuple[str, int]]:
@@ -1162,6 +1184,134 @@ def run_coherence_check(h: Harness, servers: list[Server]) -> str:
 
 
 SKUS = ["apple", "banana", "cherry", "date", "elder", "fig", "Grape", "\u00e9clair", "\U0001F34E"]
+
+
+# --- cart contexts (writes that act on what the client saw) -------------------------------
+
+
+def scenario_contexts(h: Harness) -> None:
+    """The Dynamo cart anomaly and its converse, with and without Cart-Context;
+    PUT and emptying with a context during a cut; every kind of bad token; a
+    token sealed by any member opens at every member, also after a restart."""
+    servers = h.cluster(3, flags=["--allow-fault-injection", "--gossip-interval-ms", "50",
+                                  "--min-replicas", "3"])
+    n1, n2, n3 = servers
+    sizes = []
+
+    def everywhere(cart: str, want: list, what: str) -> float:
+        return wait_converged(servers, None, [cart], 20, what,
+                              accept=lambda c, got: None if got == want else f"{got}, expected {want}")
+
+    def ctx(token: str) -> dict:
+        return {"Cart-Context": token}
+
+    # 1. The issue's six steps: the line deleted at a replica that never saw it
+    #    stays deleted after the heal, when the delete carries the context.
+    for cart, with_context in (("bob", True), ("bob-blind", False)):
+        n1.expect("POST", f"/carts/{cart}/items?w=all", 200, {"sku": "apple", "quantity": 1})
+        cut_sides([n2], [n1, n3])
+        n1.expect("POST", f"/carts/{cart}/items", 200, {"sku": "pear", "quantity": 1})
+        lines, token = n1.read(cart)
+        sizes.append(len(token))
+        check(lines == [("apple", 1), ("pear", 1)], f"step 4 read {lines}")
+        check(n2.cart(cart)[1] == [("apple", 1)], f"n2 must not have the pear yet: {n2.cart(cart)[1]}")
+        r = n2.expect("DELETE", f"/carts/{cart}/items/pear", 200, headers=ctx(token) if with_context else None)
+        check(cart_lines("n2", cart, r.json()) == [("apple", 1)], f"step 5 answered {r.body!r}")
+        heal(servers)
+        want = [("apple", 1)] if with_context else [("apple", 1), ("pear", 1)]
+        took = everywhere(cart, want, f"{cart}: the heal ({'with' if with_context else 'without'} a context)")
+        log(f"{cart}: {'with' if with_context else 'without'} the context every replica reads {want} "
+            f"{took:.2f} s after the heal")
+    h.figure("the six steps: {'apple': 1} on every replica with the context; without it the pear is back "
+             "(the documented behaviour without a context)")
+
+    # 2. The converse: an addition the client did not see survives a delete
+    #    with an older context, also at a replica that holds that addition.
+    n1.expect("POST", "/carts/ann/items?w=all", 200, {"sku": "apple", "quantity": 1})
+    _, old = n1.read("ann")
+    n2.expect("POST", "/carts/ann/items?w=all", 200, {"sku": "apple", "quantity": 2})
+    r = n3.expect("DELETE", "/carts/ann/items/apple", 200, headers=ctx(old))
+    check(cart_lines("n3", "ann", r.json()) == [("apple", 2)], f"converse: {r.body!r}")
+    everywhere("ann", [("apple", 2)], "the unseen addition to survive everywhere")
+
+    # 3. PUT with a context during a cut: q plus the additions it did not see.
+    n1.expect("POST", "/carts/pat/items?w=all", 200, {"sku": "apple", "quantity": 2})
+    _, token = n1.read("pat")
+    cut_sides([n2], [n1, n3])
+    n3.expect("POST", "/carts/pat/items", 200, {"sku": "apple", "quantity": 3})
+    r = n2.expect("PUT", "/carts/pat/items/apple", 200, {"quantity": 5}, headers=ctx(token))
+    check(cart_lines("n2", "pat", r.json()) == [("apple", 5)], f"PUT during the cut: {r.body!r}")
+    heal(servers)
+    everywhere("pat", [("apple", 8)], "PUT 5 with a context plus the unseen 3")
+
+    # 4. Emptying a cart with a context: the lines it saw go, one it did not stays.
+    n1.expect("POST", "/carts/em/items?w=all", 200, {"sku": "apple", "quantity": 1})
+    n1.expect("POST", "/carts/em/items?w=all", 200, {"sku": "pear", "quantity": 2})
+    _, token = n1.read("em")
+    cut_sides([n3], [n1, n2])
+    n3.expect("POST", "/carts/em/items", 200, {"sku": "fig", "quantity": 1})
+    r = n1.expect("DELETE", "/carts/em", 200, headers=ctx(token))
+    check(cart_lines("n1", "em", r.json()) == [], f"DELETE cart with a context: {r.body!r}")
+    heal(servers)
+    everywhere("em", [("fig", 1)], "an emptied cart to keep only the unseen line")
+
+    # 5. Bad tokens: 400 with a JSON error, and nothing changes.
+    _, good = n1.read("bob")
+    _, other_cart = n1.read("ann")
+    raw = bytearray(base64.b64decode(good))
+    altered = bytearray(raw)
+    altered[len(altered) // 2] ^= 0x01
+    unknown_key = bytearray(raw)
+    unknown_key[1:5] = bytes(b ^ 0xA5 for b in raw[1:5])
+    forged_tag = raw[:-16] + bytes(16)
+    version2 = bytearray(raw)
+    version2[0] = 2
+    bad = {
+        "altered": base64.b64encode(bytes(altered)).decode(),
+        "truncated": base64.b64encode(bytes(raw[:-5])).decode(),
+        "minted by a client (unknown key)": base64.b64encode(bytes(unknown_key)).decode(),
+        "minted by a client (made-up seal)": base64.b64encode(bytes(forged_tag)).decode(),
+        "for another cart": other_cart,
+        "over the size limit": "A" * 6148,
+        "not base64": good[:-4] + "!!!!",
+        "another version": base64.b64encode(bytes(version2)).decode(),
+        "empty": "",
+    }
+    before = {s.name: s.cart("bob")[0] for s in servers}
+    for why, token in bad.items():
+        for s, method, path, body in ((n1, "DELETE", "/carts/bob/items/apple", None),
+                                      (n2, "PUT", "/carts/bob/items/apple", {"quantity": 9}),
+                                      (n3, "DELETE", "/carts/bob", None)):
+            r = expect_error(s, method, path, 400, body, headers=ctx(token))
+            check("Cart-Context" in r.json()["error"], f"{why}: the error does not name the header: {r.body!r}")
+    for s in servers:
+        check(s.cart("bob")[0] == before[s.name], f"{s.name}: a refused token changed cart bob")
+    h.figure(f"bad tokens: {len(bad)} kinds x 3 writes, every one 400 and nothing changed")
+
+    # 6. Sealed by any member, opened by every member — also after a restart.
+    tokens = {s.name: s.read("bob")[1] for s in servers}
+    for minted, token in tokens.items():
+        for s in servers:
+            s.expect("DELETE", "/carts/bob/items/none", 200, headers=ctx(token))
+    n1.stop()
+    n1.start()
+    wait_members(servers, 20)
+    for minted, token in tokens.items():
+        for s in servers:
+            s.expect("DELETE", "/carts/bob/items/none", 200, headers=ctx(token))
+    h.figure("a token sealed by any member opens at every member, and after a restart of its sealer")
+
+    # 7. Idempotency-Key: a retry with the same context replays; another context is another request.
+    n1.expect("POST", "/carts/idem/items?w=all", 200, {"sku": "apple", "quantity": 4})
+    _, t_a = n1.read("idem")
+    key = {"Idempotency-Key": "ctx-1"}
+    r1 = n2.expect("PUT", "/carts/idem/items/apple", 200, {"quantity": 1}, headers={**key, **ctx(t_a)})
+    r2 = n2.expect("PUT", "/carts/idem/items/apple", 200, {"quantity": 1}, headers={**key, **ctx(t_a)})
+    check(r2.header("idempotent-replay") == "true" and r2.body == r1.body, f"replay: {r2!r}")
+    _, t_b = n2.read("idem")
+    expect_error(n2, "PUT", "/carts/idem/items/apple", 422, {"quantity": 1}, headers={**key, **ctx(t_b)})
+    everywhere("idem", [("apple", 1)], "the idempotent PUT with a context")
+    h.figure(f"token length for a 2-line cart: {min(sizes)} characters")
 
 
 # --- R3: partition ------------------------------------------------------------------------
@@ -1903,12 +2053,12 @@ def scenario_api(h: Harness) -> None:
 
     # Carts.
     r = n1.expect("GET", "/carts/nobody", 200)
-    check(r.json() == {"cart": "nobody", "items": []}, f"unknown cart: {r.body!r}")
+    check(bare(r.json()) == {"cart": "nobody", "items": []}, f"unknown cart: {r.body!r}")
     check((r.header("content-type") or "").startswith("application/json"), f"Content-Type {r.header('content-type')}")
     r = n1.expect("POST", "/carts/alice/items", 200, {"sku": "apple", "quantity": 2})
-    check(r.json() == {"cart": "alice", "items": [{"sku": "apple", "quantity": 2}]}, f"POST answered {r.body!r}")
-    check(r.body == b'{"cart":"alice","items":[{"sku":"apple","quantity":2}]}',
-          f"POST answer bytes {r.body!r} (docs: sku before quantity)")
+    check(bare(r.json()) == {"cart": "alice", "items": [{"sku": "apple", "quantity": 2}]}, f"POST answered {r.body!r}")
+    check(r.body.startswith(b'{"cart":"alice","items":[{"sku":"apple","quantity":2}],"context":"'),
+          f"POST answer bytes {r.body!r} (docs: sku before quantity, then the context)")
     r = n1.expect("POST", "/carts/alice/items", 200, {"sku": "apple", "quantity": 3})
     check(cart_lines("n1", "alice", r.json()) == [("apple", 5)], f"second POST: {r.body!r}")
     model = {"apple": 5}
@@ -1947,7 +2097,8 @@ def scenario_api(h: Harness) -> None:
     check(cart_lines("n1", "alice", r.json()) == expected_lines(model), f"DELETE apple: {r.body!r}")
     before = n1.cart("alice")[0]
     r = n1.expect("DELETE", "/carts/alice/items/not-there", 200)
-    check(r.body == before, f"DELETE of a missing line changed the answer: {r.body!r} vs {before!r}")
+    check(without_context(r.body) == before,
+          f"DELETE of a missing line changed the answer: {r.body!r} vs {before!r}")
     checks += 4
     # Every replica reads the same (after gossip).
     wait_converged(servers, None, ["alice"], 20,
@@ -1955,11 +2106,11 @@ def scenario_api(h: Harness) -> None:
     # DELETE cart empties it; again is a no-op.
     n1.expect("POST", "/carts/bob/items", 200, {"sku": "x", "quantity": 1})
     r = n1.expect("DELETE", "/carts/bob", 200)
-    check(r.json() == {"cart": "bob", "items": []}, f"DELETE /carts/bob: {r.body!r}")
+    check(bare(r.json()) == {"cart": "bob", "items": []}, f"DELETE /carts/bob: {r.body!r}")
     r = n1.expect("DELETE", "/carts/bob", 200)
-    check(r.json() == {"cart": "bob", "items": []}, f"DELETE /carts/bob again: {r.body!r}")
+    check(bare(r.json()) == {"cart": "bob", "items": []}, f"DELETE /carts/bob again: {r.body!r}")
     r = n1.expect("DELETE", "/carts/never-seen", 200)
-    check(r.json() == {"cart": "never-seen", "items": []}, f"DELETE of an unknown cart: {r.body!r}")
+    check(bare(r.json()) == {"cart": "never-seen", "items": []}, f"DELETE of an unknown cart: {r.body!r}")
     checks += 2
 
     # 405 with Allow, 404.
@@ -2533,7 +2684,7 @@ class Canary(threading.Thread):
             phase = self.phase
             try:
                 r = http(self.s.http, "GET", "/carts/canary", timeout=3)
-                ok = r.status == 200 and r.body == self.expected
+                ok = r.status == 200 and without_context(r.body) == self.expected
                 err = "" if ok else repr(r)
             except HttpError as e:
                 ok, err = False, str(e)
@@ -2981,6 +3132,7 @@ def scenario_disk_faults(h: Harness) -> None:
 
 
 SCENARIOS: dict[str, Callable[[Harness], None]] = {
+    "contexts": scenario_contexts,
     "http_abuse": scenario_http_abuse,
     "bad_input": scenario_bad_input,
     "api": scenario_api,
