@@ -231,9 +231,9 @@ StatusOr<SeenCart> OpenContext(const ContextKeyring& keyring, std::string_view c
   const std::string_view tag = std::string_view(*bytes).substr(bytes->size() - kTagBytes);
   const std::vector<const ContextKey*> keys = keyring.Find(id);
   if (keys.empty()) {
-    return Status(StatusCode::kNotFound,
-                  "Cart-Context: not sealed by any member of this cluster (unknown key " +
-                      Hex(id, 8) + ")");
+    return Status(
+        StatusCode::kNotFound,
+        "Cart-Context: not sealed by any member of this cluster (unknown key " + Hex(id, 8) + ")");
   }
   bool authentic = false;
   for (const ContextKey* key : keys) {

@@ -260,9 +260,10 @@ class CartService::Impl {
       HttpResponse r{204, ""};
       const std::optional<std::string> origin = request.Header("origin");
       if (origin && allowed_origins_.contains(*origin)) {
-        r.headers = {{"Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"},
-                     {"Access-Control-Allow-Headers", "Content-Type, Idempotency-Key, Cart-Context"},
-                     {"Access-Control-Max-Age", "600"}};
+        r.headers = {
+            {"Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"},
+            {"Access-Control-Allow-Headers", "Content-Type, Idempotency-Key, Cart-Context"},
+            {"Access-Control-Max-Age", "600"}};
       }
       co_return r;
     }
@@ -451,7 +452,7 @@ class CartService::Impl {
       in_flight_.insert(*idem);
     }
     auto mutate = [op = std::move(op), outcome, id, key = own_key_](CartState& cart,
-                                                                   crdt::ReplicaId self) {
+                                                                    crdt::ReplicaId self) {
       CartState delta = op(cart, self, &outcome->conflict);
       outcome->context = SealContext(key, id, cart);
       outcome->body = CartJson(id, cart, outcome->context);
@@ -816,7 +817,7 @@ class CartService::Impl {
   replication::Clock& node_clock_;
   replication::Transport& transport_;
   storage::Store& store_;
-  ContextKeyring& keyring_;  // HTTP thread only
+  ContextKeyring& keyring_;   // HTTP thread only
   const ContextKey own_key_;  // seals contexts, also on the node's thread
   asio::any_io_executor http_;
   std::shared_ptr<prometheus::Registry> registry_;
@@ -837,8 +838,7 @@ class CartService::Impl {
 
 CartService::CartService(CartServiceOptions options, replication::Node& node,
                          replication::Clock& node_clock, replication::Transport& transport,
-                         storage::Store& store, ContextKeyring& keyring,
-                         asio::any_io_executor http)
+                         storage::Store& store, ContextKeyring& keyring, asio::any_io_executor http)
     : impl_(std::make_unique<Impl>(std::move(options), node, node_clock, transport, store, keyring,
                                    std::move(http))) {}
 CartService::~CartService() = default;
