@@ -12,9 +12,12 @@
 //      on n2: adds apple x2, sets it to 3 (PUT), adds pear x1;
 //   5. checks the replicas differ and stay apart while partitioned (n1 {apple 2},
 //      n2 = n3 {apple 3, banana 1, pear 1}), with the differing lines marked;
+//      then, still cut, deletes pear on n1 — which never received it — with the ✕
+//      of n1's "missing" pear row (n2's Cart-Context: the issue-10 anomaly);
 //   6. heals everything and waits (at most 30 s) until every column shows exactly
-//      {apple 5, pear 1} (quantities sum, the observed remove of banana holds:
-//      docs/semantics.md) and the page says all replicas agree; checks the API agrees;
+//      {apple 5} (quantities sum, the observed remove of banana holds, and the pear
+//      deleted on n1 stays deleted: docs/semantics.md) and the page says all
+//      replicas agree; checks the API agrees;
 //   7. saves a screenshot to OUT.png, then empties the cart on n3 and waits until it is
 //      empty everywhere.
 // Exit 0 pass, 1 fail (the reason is printed; a screenshot of the failure is saved).
@@ -197,10 +200,18 @@ async function main() {
     const n1View = s.columns[n1].members;
     log(`${n1} sees ${JSON.stringify(n1View)} after 1.5 s partitioned`);
 
+    // 5b. delete pear on n1, which never received it, as n2 shows it
+    await col(n1).locator('[data-testid=missing][data-sku="pear"]').getByTestId('remove-seen').click();
+    await page.waitForTimeout(600);
+    s = await snap();
+    if (s.columns[n1].error) throw new Fail(`deleting pear on ${n1} as ${n2} shows it failed: ${s.columns[n1].error}`);
+    if (!partitioned(s)) throw new Fail(`the delete on ${n1} crossed the cut: ${JSON.stringify(Object.fromEntries(names.map((n) => [n, items(s, n)])))}`);
+    log(`deleted pear on ${n1} (which never had it) with ${n2}'s context`);
+
     // 6. heal, and converge on the merged cart
     await page.getByTestId('heal-all').click();
     await waitFor('every link up again', (s) => Object.values(s.links).length === 3 && Object.values(s.links).every((st) => st === 'ok'));
-    const expected = { apple: 5, pear: 1 };
+    const expected = { apple: 5 };
     const healedAt = Date.now();
     try {
       s = await waitFor(`every column shows ${show(expected)} and the page says all agree`,

@@ -5,6 +5,11 @@
 // chosen cart, read from the replica directly every POLL_MS, and lets you
 // write on any replica and cut or heal the gossip links between them.
 //
+// Every set, remove and empty sends the Cart-Context of the view it acts on
+// (docs/cart-api.md): a line row's buttons act on what that column shows; a
+// missing line's ✕ deletes it at a replica that has not received it, as
+// another column shows it — the deleted line does not come back after a heal.
+//
 // Stable hooks for tests (ids are unique; data-testid may repeat per column/row):
 //   #node-name          [data-testid=node-name]    name of the node serving the page
 //   #cart-id            [data-testid=cart-id]      cart id input (default "demo"; ?cart=ID sets it)
@@ -18,6 +23,8 @@
 //     [data-testid=line]        one per cart line: data-sku, data-quantity, data-differs=true|false
 //         [data-testid=qty] [data-testid=inc] (+1) [data-testid=set-qty] (input) [data-testid=set] [data-testid=remove]
 //     [data-testid=missing]     a line other replicas have and this one lacks: data-sku
+//         [data-testid=remove-seen] delete it here as another replica shows it (with that
+//                                   replica's Cart-Context: stays deleted after a heal)
 //     [data-testid=empty-note]  shown when the cart is empty here
 //     [data-testid=add-sku] [data-testid=add-qty] [data-testid=add]   add form (POST)
 //     [data-testid=empty]       empty the cart (DELETE /carts/ID)
@@ -82,12 +89,13 @@ function baseFor(http) {
 class ApiError extends Error {}
 
 // One request to a replica; resolves to the parsed JSON body, rejects with ApiError.
-async function api(r, method, path, body) {
-  const init = { method, cache: 'no-store', signal: AbortSignal.timeout(TIMEOUT_MS) };
+async function api(r, method, path, body, context) {
+  const init = { method, cache: 'no-store', signal: AbortSignal.timeout(TIMEOUT_MS), headers: {} };
   if (body !== undefined) {
-    init.headers = { 'Content-Type': 'application/json' };
+    init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
+  if (context) init.headers['Cart-Context'] = context;
   let res;
   try {
     res = await fetch(r.base + path, init);
@@ -110,7 +118,7 @@ function addReplica(name, base, http) {
   const r = {
     name, base, http,
     cluster: null, clusterError: null, fault: null, // fault: last known fault_injection
-    cart: null, cartFor: null, cartError: null,
+    cart: null, cartFor: null, cartError: null, context: null, // context: of the cart shown
     reqs: 0, applied: 0, clusterFrom: 0, // request counter: a later request's answer wins
     ui: null,
   };
@@ -151,6 +159,7 @@ function applyCart(r, n, cart, body) {
   if (n <= r.applied || cart !== cartId || !body || !Array.isArray(body.items)) return;
   r.applied = n;
   r.cart = body.items;
+  r.context = typeof body.context === 'string' ? body.context : null;
   r.cartFor = cart;
   r.cartError = null;
   scheduleRender();
@@ -167,11 +176,12 @@ function discover(cluster) {
 }
 
 // Writes: the answer is the cart at that replica; errors go under the column.
-async function write(r, method, path, body) {
+// `context`: the Cart-Context of the view the write acts on.
+async function write(r, method, path, body, context) {
   const cart = cartId;
   const n = ++r.reqs;
   try {
-    applyCart(r, n, cart, await api(r, method, path, body));
+    applyCart(r, n, cart, await api(r, method, path, body, context));
     r.ui.error.textContent = '';
     return true;
   } catch (e) {
@@ -207,7 +217,7 @@ function buildColumn(r) {
     ui.rows);
   ui.emptyNote = h('p', { class: 'empty-note', 'data-testid': 'empty-note' }, 'The cart is empty here.');
   ui.error = h('p', { class: 'error', 'data-testid': 'error', role: 'alert' });
-  ui.empty = h('button', { type: 'button', class: 'danger', 'data-testid': 'empty', onclick: () => write(r, 'DELETE', cartPath(cartId)) }, 'Empty cart');
+  ui.empty = h('button', { type: 'button', class: 'danger', 'data-testid': 'empty', onclick: () => write(r, 'DELETE', cartPath(cartId), undefined, shownContext(r)) }, 'Empty cart');
   ui.el = h('section', { class: 'column', 'data-testid': 'column', 'data-node': r.name, 'data-reachable': 'unknown', 'aria-label': `Replica ${r.name}` },
     h('header', {}, ui.title, ui.status), ui.blocked, ui.members, ui.table, ui.emptyNote, form,
     h('p', { class: 'column-actions' }, ui.empty), ui.error);
@@ -226,7 +236,7 @@ function lineRow(r, sku) {
   const set = () => {
     if (setQty.value === '') { r.ui.error.textContent = `enter a quantity for ${sku} first`; return; }
     const sent = setQty.value;
-    write(r, 'PUT', itemPath(cartId, sku), { quantity: Number(sent) }).then((ok) => { if (ok && setQty.value === sent) setQty.value = ''; });
+    write(r, 'PUT', itemPath(cartId, sku), { quantity: Number(sent) }, shownContext(r)).then((ok) => { if (ok && setQty.value === sent) setQty.value = ''; });
   };
   setQty.addEventListener('keydown', (e) => { if (e.key === 'Enter') set(); });
   const qty = h('td', { class: 'qty', 'data-testid': 'qty' });
@@ -238,14 +248,27 @@ function lineRow(r, sku) {
       h('button', { type: 'button', 'data-testid': 'inc', 'aria-label': `Add one ${sku} at ${r.name}`, title: 'Add one', onclick: () => write(r, 'POST', `${cartPath(cartId)}/items`, { sku, quantity: 1 }) }, '+1'),
       setQty,
       h('button', { type: 'button', 'data-testid': 'set', 'aria-label': `Set the quantity of ${sku} at ${r.name}`, onclick: set }, 'Set'),
-      h('button', { type: 'button', class: 'danger', 'data-testid': 'remove', 'aria-label': `Remove ${sku} at ${r.name}`, title: 'Remove the line', onclick: () => write(r, 'DELETE', itemPath(cartId, sku)) }, '✕'))));
+      h('button', { type: 'button', class: 'danger', 'data-testid': 'remove', 'aria-label': `Remove ${sku} at ${r.name}`, title: 'Remove the line', onclick: () => write(r, 'DELETE', itemPath(cartId, sku), undefined, shownContext(r)) }, '✕'))));
   return { tr, qty };
 }
 
-function missingRow(sku) {
+// The context of the cart column r shows (null when it shows another cart).
+function shownContext(r) {
+  return r.cartFor === cartId ? r.context : null;
+}
+
+// A line r lacks: its ✕ deletes it at r as the first other column showing it saw it.
+function missingRow(r, sku) {
+  const removeSeen = () => {
+    const source = [...replicas.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).find((o) =>
+      o !== r && shownContext(o) && (o.cart || []).some((i) => i.sku === sku));
+    if (!source) { r.ui.error.textContent = `no replica shows ${sku} any more`; return; }
+    write(r, 'DELETE', itemPath(cartId, sku), undefined, source.context);
+  };
   const tr = h('tr', { 'data-testid': 'missing', 'data-sku': sku, class: 'missing' },
     h('th', { scope: 'row', class: 'sku' }, h('span', { class: 'marker', 'aria-hidden': 'true' }, '≠'), sku),
-    h('td', { class: 'qty' }, '—'), h('td', { class: 'line-actions' }, 'not here; other replicas have it'));
+    h('td', { class: 'qty' }, '—'), h('td', { class: 'line-actions' }, h('div', {}, 'not here; other replicas have it',
+      h('button', { type: 'button', class: 'danger', 'data-testid': 'remove-seen', 'aria-label': `Remove ${sku} at ${r.name} as another replica shows it`, title: 'Remove here, as another replica shows it (with its context)', onclick: removeSeen }, '✕'))));
   return { tr, qty: null };
 }
 
@@ -280,7 +303,7 @@ function renderColumn(r, views) {
   keys.forEach((k, i) => {
     const sku = k.slice(1);
     let row = ui.rowMap.get(k);
-    if (!row) { row = k[0] === 'L' ? lineRow(r, sku) : missingRow(sku); ui.rowMap.set(k, row); }
+    if (!row) { row = k[0] === 'L' ? lineRow(r, sku) : missingRow(r, sku); ui.rowMap.set(k, row); }
     if (ui.rows.children[i] !== row.tr) ui.rows.insertBefore(row.tr, ui.rows.children[i] || null);
     const differs = k[0] === 'M' || others.some((o) => o.get(sku) !== mine.get(sku));
     row.tr.classList.toggle('differs', differs);
