@@ -73,6 +73,116 @@ Write CartWrite(std::mt19937_64& rng, int keys) {
   return MakeWrite<Cart>(key, [](Cart& cart, crdt::ReplicaId) { return cart.Clear(); });
 }
 
+// Carts written by clients that read one replica and send their removes,
+// sets and empties — with the causal context they read — to another (the
+// cart API's Cart-Context). Checked at the end, for acknowledged writes:
+// every dot the client saw is dead (a line removed as seen never comes
+// back), the write removed nothing it did not see, and an addition is dead
+// only if a write that saw it removed it (no unseen addition is lost).
+std::optional<Cart> DecodeCart(const std::optional<std::string>& bytes) {
+  if (!bytes) return Cart{};
+  codec::DecodeOptions o;
+  o.trusted = true;
+  StatusOr<Cart> cart = codec::Decode<Cart>(*bytes, o);
+  if (!cart.ok()) return std::nullopt;
+  return std::move(*cart);
+}
+
+std::string DotText(const crdt::Dot& d) {
+  return "(" + std::to_string(d.replica.value()) + ", " + std::to_string(d.counter) + ")";
+}
+
+Write CartContextWrite(std::mt19937_64& rng, int keys) {
+  const std::string key = KeyName("cart:", rng, keys);
+  const std::string sku = Pick(rng, {"apple", "pear", "fig", "kiwi"});
+  const std::uint64_t roll = rng() % 100;
+  if (roll < 45) {
+    const std::uint64_t n = Uniform(rng, 1, 5);
+    Write w = MakeWrite<Cart>(key, [sku, n](Cart& cart, crdt::ReplicaId self) {
+      return cart.Update(sku, [&](crdt::CausalCounter& q) { return q.Increment(self, n); });
+    });
+    auto inner = std::move(w.submit);
+    w.submit = [inner](Node& node, WriteConsistency c, std::shared_ptr<Write::Record> r) {
+      r->check_history =
+          [r = r.get()](
+              const std::optional<std::string>& state,
+              const std::vector<const Write::Record*>& key_writes) -> std::optional<std::string> {
+        const std::optional<Cart> final_cart = DecodeCart(state);
+        if (!final_cart) return "the converged cart is unreadable";
+        for (const auto& [replica, counter] : r->new_dots) {
+          const crdt::Dot dot{crdt::ReplicaId{replica}, counter};
+          if (final_cart->store().FindByDot(dot) != nullptr) continue;
+          const bool removed =
+              std::any_of(key_writes.begin(), key_writes.end(), [&](const Write::Record* other) {
+                if (other == r || other->delta.empty()) return false;
+                const std::optional<Cart> d = DecodeCart(other->delta);
+                return d && d->context().Contains(dot) && d->store().FindByDot(dot) == nullptr;
+              });
+          if (!removed) return "its addition " + DotText(dot) + " is dead, and no write removed it";
+        }
+        return std::nullopt;
+      };
+      inner(node, c, std::move(r));
+    };
+    return w;
+  }
+  // What the client saw: its read of the key at another replica.
+  struct Seen {
+    crdt::CausalContext line;
+    crdt::CausalContext all;
+  };
+  auto seen = std::make_shared<Seen>();
+  const std::uint64_t n = Uniform(rng, 0, 5);
+  Write w;
+  if (roll < 75) {
+    w = MakeWrite<Cart>(
+        key, [sku, seen](Cart& cart, crdt::ReplicaId) { return cart.Remove(sku, seen->line); });
+  } else if (roll < 92) {
+    w = MakeWrite<Cart>(key, [sku, n, seen](Cart& cart, crdt::ReplicaId self) {
+      if (n == 0) return cart.Remove(sku, seen->line);
+      return cart.Update(sku, [&](crdt::CausalCounter& q) { return q.Set(self, n, seen->line); });
+    });
+  } else {
+    w = MakeWrite<Cart>(key, [seen](Cart& cart, crdt::ReplicaId) { return cart.Clear(seen->all); });
+  }
+  const bool whole = roll >= 92;
+  w.read = [key, sku, seen, whole](Node& reader) {
+    const StatusOr<Cart> cart = reader.Read<Cart>(key);
+    if (!cart.ok()) return;  // a client that could not read sends no context
+    seen->line = cart->DotsOf(sku);
+    seen->all = cart->LiveDots();
+    if (whole) seen->line = seen->all;
+  };
+  auto inner = std::move(w.submit);
+  w.submit = [inner, seen](Node& node, WriteConsistency c, std::shared_ptr<Write::Record> r) {
+    r->check = [r = r.get(),
+                seen](const std::optional<std::string>& state) -> std::optional<std::string> {
+      const std::optional<Cart> final_cart = DecodeCart(state);
+      if (!final_cart) return "the converged cart is unreadable";
+      std::optional<std::string> why;
+      seen->line.ForEachDot([&](const crdt::Dot& d) {
+        if (!why && final_cart->store().FindByDot(d) != nullptr) {
+          why = "a line removed as the client saw it came back: " + DotText(d) + " is live";
+        }
+      });
+      if (why || r->delta.empty()) return why;
+      const std::optional<Cart> delta = DecodeCart(r->delta);
+      if (!delta) return "its delta is unreadable";
+      delta->context().ForEachDot([&](const crdt::Dot& d) {
+        const bool own =
+            std::find(r->new_dots.begin(), r->new_dots.end(),
+                      std::make_pair(d.replica.value(), d.counter)) != r->new_dots.end();
+        if (!why && !own && !seen->line.Contains(d)) {
+          why = "it removed " + DotText(d) + ", which the client had not seen";
+        }
+      });
+      return why;
+    };
+    inner(node, c, std::move(r));
+  };
+  return w;
+}
+
 Write SetWrite(std::mt19937_64& rng, int keys) {
   const std::string key = KeyName("set:", rng, keys);
   const std::string element = "e" + std::to_string(rng() % 20);
@@ -386,6 +496,17 @@ void Simulation::IssueWrite(int preferred) {
   Write write = workload_(rng_, o_.keys);
   const std::uint64_t roll = rng_() % 100;
   if (target < 0) return;  // everything is down: the client finds no replica
+  if (write.read) {
+    // The client read another replica (any that is up) before writing here.
+    std::vector<int> others;
+    for (int i = 0; i < o_.nodes; ++i) {
+      if (i != target && nodes_[static_cast<std::size_t>(i)].up()) others.push_back(i);
+    }
+    const int reader =
+        others.empty() ? target : others[static_cast<std::size_t>(rng_() % others.size())];
+    Trace("client reads " + write.key + " on n" + std::to_string(reader));
+    write.read(*nodes_[static_cast<std::size_t>(reader)].node);
+  }
   WriteRecordEntry entry;
   entry.record = std::make_shared<Write::Record>();
   entry.node = target;
@@ -552,6 +673,15 @@ void Simulation::Check(SimulationReport& report) {
     }
     if (acked && !w.excused && r.check) {
       if (const std::optional<std::string> why = r.check(state_of(r.key))) {
+        report.violations.push_back("write " + std::to_string(k) + " to " + r.key + ": " + *why);
+      }
+    }
+    if (acked && !w.excused && r.check_history) {
+      std::vector<const Write::Record*> key_writes;
+      for (const WriteRecordEntry& other : writes_) {
+        if (other.record->key == r.key) key_writes.push_back(other.record.get());
+      }
+      if (const std::optional<std::string> why = r.check_history(state_of(r.key), key_writes)) {
         report.violations.push_back("write " + std::to_string(k) + " to " + r.key + ": " + *why);
       }
     }
@@ -743,6 +873,9 @@ const std::vector<NamedWorkload>& Workloads() {
   static const std::vector<NamedWorkload> workloads = {
       {"cart", "carts (OrMap<string, CausalCounter>): add, set, remove and clear lines",
        &CartWrite},
+      {"cart-context",
+       "carts whose removes, sets and empties carry what a client read at another replica",
+       &CartContextWrite},
       {"set", "OrSet<string>: adds and observed removes", &SetWrite},
       {"counter", "GCounter increments, PnCounter increments and decrements", &CounterWrite},
       {"lww", "LwwRegister<string> writes stamped by the node's hybrid logical clock", &LwwWrite},

@@ -134,8 +134,18 @@ struct Write {
     // state" — a violation's description, or nullopt. (The LWW workload
     // checks causality: a write that observed the winner must have won.)
     std::function<std::optional<std::string>(const std::optional<std::string>& state)> check;
+    // Optional, like `check`, given also every write to the key that ran
+    // (their deltas): e.g. "my dot is dead only if a write that saw it
+    // removed it".
+    std::function<std::optional<std::string>(const std::optional<std::string>& state,
+                                             const std::vector<const Record*>& key_writes)>
+        check_history;
   };
   std::string key;
+  // Optional: a client's read before the write, at another replica (one that
+  // is up, chosen by the simulation; the write's own when no other is up).
+  // The write then acts on what the read saw (client causal contexts).
+  std::function<void(Node& reader)> read;
   std::function<void(Node& node, WriteConsistency consistency, std::shared_ptr<Record> record)>
       submit;
 };
@@ -186,7 +196,9 @@ struct NamedWorkload {
 };
 
 // The built-in workloads: "cart" (OrMap<string, CausalCounter>: add, set,
-// remove and clear lines), "set" (OrSet<string> adds and removes),
+// remove and clear lines), "cart-context" (carts whose removes, sets and
+// empties act on what a client read at another replica),
+// "set" (OrSet<string> adds and removes),
 // "counter" (GCounter and PnCounter), "lww" (LwwRegister<string> stamped by
 // the node's hybrid clock) and "mixed" (all of them).
 const std::vector<NamedWorkload>& Workloads();

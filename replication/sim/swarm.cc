@@ -34,6 +34,7 @@ SimulationOptions SwarmMix::OptionsFor(std::uint64_t seed) const {
   o.skew_ms = skew_ms;
   o.clock_jumps = clock_jumps;
   o.hlc_max_offset_ms = hlc_max_offset_ms;
+  o.workload = workload;
   o.writes = 120;
   o.keys = 6;
   o.fault_window_ms = 12'000;
@@ -62,6 +63,10 @@ const std::vector<SwarmMix>& SwarmMixes() {
       // ... and clocks further apart than nodes accept: far-future writes are
       // refused until the others' clocks catch up, then converge.
       {"far_future", 0.05, 0, false, 0, 0, 0, 0, 6'000, 0, 1'000},
+      // Clients that read one replica and write removes, sets and empties with
+      // the context they read to another, under partitions and crashes.
+      {"client_contexts", 0.05, 0.05, true, 2, 2, 0, 0, 0, 0, crdt::Hlc::kDefaultMaxOffsetMs,
+       "cart-context"},
   };
   return mixes;
 }

@@ -43,6 +43,7 @@ struct SwarmMix {
   std::uint64_t skew_ms = 0;
   int clock_jumps = 0;
   std::uint64_t hlc_max_offset_ms = crdt::Hlc::kDefaultMaxOffsetMs;
+  const char* workload = "mixed";
 
   // The simulation of this mix for `seed`.
   [[nodiscard]] SimulationOptions OptionsFor(std::uint64_t seed) const;
