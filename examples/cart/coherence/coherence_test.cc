@@ -225,6 +225,35 @@ TEST(Classify, ConcurrentRemovalsWithTheSameContextAreConcurrent) {
   EXPECT_EQ(PlanRepair(c).size(), 2u);
 }
 
+// A delete with a client's context (Cart-Context) at a replica that had not
+// received the line: its context holds dots its store never held (removed
+// before they arrived). Legitimate: the replica holding the line is behind on
+// the removal, one that has neither is behind both, nothing is flagged.
+TEST(Classify, ADotRemovedBeforeItArrivedIsLegitimate) {
+  CartState n1;
+  const CartState apple = Add(n1, kR1, "apple", 1);
+  Add(n1, kR1, "pear", 1);
+  CartState n2 = apple;
+  CartState n3 = apple;
+  n2.Remove("pear", n1.DotsOf("pear"));  // the client read n1, deleted on n2
+  ASSERT_FALSE(n2.Contains("pear"));
+  ASSERT_TRUE(n2.context().Includes(n1.context()));
+  const Classification c = Classify(kKey, Ids(3, true), std::vector{Read(n1), Read(n2), Read(n3)});
+  EXPECT_EQ(c.cls, KeyClass::kBehind);
+  EXPECT_EQ(c.nodes[0].cls, NodeClass::kBehind);
+  EXPECT_EQ(c.nodes[0].behind, std::vector<std::size_t>{1});
+  EXPECT_EQ(c.nodes[1].cls, NodeClass::kCurrent);
+  EXPECT_EQ(c.nodes[2].cls, NodeClass::kBehind);
+  for (const NodeVerdict& v : c.nodes) EXPECT_TRUE(v.problems.empty()) << v.problems.front();
+  EXPECT_EQ(Lines(*c.join), (std::vector<Line>{{"apple", 1}}));
+  // The repair converges everyone on the deletion.
+  std::vector<CartState> after = {n1, n2, n3};
+  for (const RepairPush& p : PlanRepair(c)) after[p.node].Join(*codec::Decode<CartState>(p.state));
+  EXPECT_EQ(
+      Classify(kKey, Ids(3, true), std::vector{Read(after[0]), Read(after[1]), Read(after[2])}).cls,
+      KeyClass::kEqual);
+}
+
 TEST(Classify, SameDotWithAnotherAmountIsUnexplainableOnTheMinority) {
   const CartState cart = Converged();
   const CartState corrupt = WithAmount(cart, "apple", 99);
