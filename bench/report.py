@@ -161,6 +161,17 @@ SUITES = {
             "Throughput and latency against nginx",
         ],
     },
+    # Cart contexts: sizes over a realistic run, the cost of a delete with one
+    # (bench/cart_benchmark.cc).
+    "cart": {
+        "title": "examples/cart — cart contexts (Cart-Context)",
+        "results": "cart.json",
+        "binary": "bench/cart_benchmark.cc (converge_cart_benchmark)",
+        "sections": [
+            "Context sizes over a realistic run",
+            "Delete with a context",
+        ],
+    },
 }
 
 # ---------------------------------------------------------------------------
@@ -821,6 +832,34 @@ FIGURES = {
         suite="cart_http", section="Throughput and latency against nginx",
         description="cart_write_rps_sync / cart_write_rps_buffered",
         unit="×", source=_ratio("cart_write_rps_sync", "cart_write_rps_buffered")),
+    # --- cart contexts ---------------------------------------------------------
+    **{f"cart_context_bytes_{p}": dict(
+        suite="cart", section="Context sizes over a realistic run", headline=p == "p50",
+        description=f"{p} of the contexts part of a cart's sealed context (codec::EncodeContexts: "
+                    "the dots of every line) over every read of 2,000 shopping sessions of "
+                    "1-12 lines written at 3 replicas",
+        unit="bytes", source=("CartContext/realistic/sessions:2000", f"context_bytes_{p}"))
+       for p in ("p50", "p99", "max")},
+    **{f"cart_context_token_chars_{p}": dict(
+        suite="cart", section="Context sizes over a realistic run", headline=p == "p50",
+        description=f"{p} of the whole token (version, key id, contexts, 128-bit seal; base64) "
+                    "as the Cart-Context header carries it, same reads",
+        unit="characters", source=("CartContext/realistic/sessions:2000", f"token_chars_{p}"),
+        **(dict(target=6144, comparator="<=") if p == "max" else {}))
+       for p in ("p50", "p99", "max")},
+    "cart_delete_with_context_us": dict(
+        suite="cart", section="Delete with a context", headline=True,
+        description="a delete of one line of a 10-line cart written at 3 replicas, with its "
+                    "context: opening the token (HMAC-SHA256, decode) and Remove(sku, seen)",
+        unit="µs", source=("CartDelete/with_context", "ns_per_op"), scale=1e-3),
+    "cart_delete_without_context_us": dict(
+        suite="cart", section="Delete with a context",
+        description="the same delete without a context: Remove(sku)",
+        unit="µs", source=("CartDelete/without_context", "ns_per_op"), scale=1e-3),
+    "cart_context_open_us": dict(
+        suite="cart", section="Delete with a context",
+        description="opening the token alone (the share of the delete the seal and decode take)",
+        unit="µs", source=("CartDelete/open_only", "ns_per_op"), scale=1e-3),
 }
 
 # Tables of figures, shown in their section, and the data of its plots.
