@@ -16,6 +16,7 @@ The end-to-end test runs against cart-server (run_e2e.sh); `run_e2e.sh
 """
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -72,6 +73,22 @@ class Cart:
             else:
                 self.store.pop(sku, None)
         self.ctx |= other.ctx
+
+    def context(self):
+        """What a read shows, as the server's context (unsealed here: a mock)."""
+        seen = {s: sorted([list(d) for d in dots]) for s, dots in self.store.items() if dots}
+        return base64.b64encode(json.dumps(seen, sort_keys=True).encode()).decode()
+
+    def remove_seen(self, seen, skus):
+        """Removes exactly the dots a context showed for `skus` (docs/cart-api.md)."""
+        for s in skus:
+            dots = {tuple(d) for d in seen.get(s, [])}
+            line = {d: a for d, a in self.store.get(s, {}).items() if d not in dots}
+            if line:
+                self.store[s] = line
+            else:
+                self.store.pop(s, None)
+            self.ctx |= dots
 
     def copy(self):
         c = Cart()
@@ -203,7 +220,7 @@ def make_handler(cluster, r):
             self.send_response(204)
             if self.cors():
                 self.send_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-                self.send_header("Access-Control-Allow-Headers", "Content-Type, Idempotency-Key")
+                self.send_header("Access-Control-Allow-Headers", "Content-Type, Idempotency-Key, Cart-Context")
                 self.send_header("Access-Control-Max-Age", "600")
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -256,12 +273,22 @@ def make_handler(cluster, r):
             if not CART_ID.match(cid):
                 raise BadRequest(400, "bad cart id")
             items, sku = m.group(2), m.group(3)
+            token = self.headers.get("Cart-Context")
+            try:
+                seen = json.loads(base64.b64decode(token, validate=True)) if token is not None else None
+                if seen is not None and not isinstance(seen, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                raise BadRequest(400, "Cart-Context: malformed")
             with r.lock:
                 c = r.cart(cid)
                 if method == "GET" and not items:
                     pass
                 elif method == "DELETE" and not items:
-                    c.store.clear()
+                    if seen is None:
+                        c.store.clear()
+                    else:
+                        c.remove_seen(seen, list(seen))
                     r.updates += 1
                 elif method == "POST" and items and sku is None:
                     body = parse_body(self, {"sku", "quantity"})
@@ -275,14 +302,23 @@ def make_handler(cluster, r):
                 elif method == "PUT" and sku is not None:
                     s = check_sku(unquote(sku, errors="strict"))
                     q = quantity(parse_body(self, {"quantity"}), 0)
-                    c.set(r.dot(), s, q)
+                    if seen is None:
+                        c.set(r.dot(), s, q)
+                    else:
+                        c.remove_seen(seen, [s])
+                        if q > 0:
+                            c.add(r.dot(), s, q)
                     r.updates += 1
                 elif method == "DELETE" and sku is not None:
-                    c.store.pop(check_sku(unquote(sku, errors="strict")), None)
+                    s = check_sku(unquote(sku, errors="strict"))
+                    if seen is None:
+                        c.store.pop(s, None)
+                    else:
+                        c.remove_seen(seen, [s])
                     r.updates += 1
                 else:
                     raise BadRequest(405, "method not allowed")
-                return 200, {"cart": cid, "items": c.items()}, "application/json"
+                return 200, {"cart": cid, "items": c.items(), "context": c.context()}, "application/json"
 
     return Handler
 
