@@ -1,6 +1,6 @@
 // What every benchmark binary of bench/ does at start: take bench/run's own
-// flags out of argv and record how the binary was built in the JSON context
-// (bench/report.py shows it beside each suite).
+// flags out of argv, record how the binary was built in the JSON context
+// (bench/report.py shows it beside each suite), and run.
 
 #ifndef CONVERGE_BENCH_BENCH_COMMON_H_
 #define CONVERGE_BENCH_BENCH_COMMON_H_
@@ -12,13 +12,18 @@
 
 namespace converge::bench {
 
-// Removes `flag` from argv; returns whether it was there.
-inline bool TakeFlag(int& argc, char** argv, const char* flag) {
+// Removes `--name` (or, given `value`, also `--name=value`) from argv;
+// returns whether it was there and stores the value.
+inline bool TakeFlag(int& argc, char** argv, const char* name, std::string* value = nullptr) {
   bool found = false;
   int out = 1;
+  const std::string prefix = std::string(name) + "=";
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], flag) == 0) {
+    if (std::strcmp(argv[i], name) == 0) {
       found = true;
+    } else if (value != nullptr && std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) {
+      found = true;
+      *value = argv[i] + prefix.size();
     } else {
       argv[out++] = argv[i];
     }
@@ -28,6 +33,7 @@ inline bool TakeFlag(int& argc, char** argv, const char* flag) {
   return found;
 }
 
+// Compiler, build type and flags, optimization, assertions, and the mode.
 inline void AddBuildContext(bool quick) {
 #if defined(__clang__)
   benchmark::AddCustomContext("converge_compiler", std::string("clang ") + __clang_version__);
@@ -37,12 +43,29 @@ inline void AddBuildContext(bool quick) {
 #ifdef CONVERGE_BENCH_BUILD_TYPE
   benchmark::AddCustomContext("converge_build_type", CONVERGE_BENCH_BUILD_TYPE);
 #endif
+#ifdef CONVERGE_BENCH_CXX_FLAGS
+  benchmark::AddCustomContext("converge_cxx_flags", CONVERGE_BENCH_CXX_FLAGS);
+#endif
+#ifdef __OPTIMIZE__
+  benchmark::AddCustomContext("converge_optimized", "yes");
+#else
+  benchmark::AddCustomContext("converge_optimized", "no");
+#endif
 #ifdef NDEBUG
   benchmark::AddCustomContext("converge_assertions", "off");
 #else
   benchmark::AddCustomContext("converge_assertions", "on");
 #endif
   benchmark::AddCustomContext("converge_mode", quick ? "quick" : "full");
+}
+
+// Runs the registered benchmarks with the remaining flags; the exit status.
+inline int RunRegistered(int& argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
 }
 
 }  // namespace converge::bench

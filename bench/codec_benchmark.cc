@@ -234,9 +234,5 @@ int main(int argc, char** argv) {
   const bool quick = converge::bench::TakeFlag(argc, argv, "--quick");
   converge::bench::AddBuildContext(quick);
   converge::bench::Register();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return converge::bench::RunRegistered(argc, argv);
 }

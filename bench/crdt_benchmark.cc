@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "bench/alloc_counter.h"
+#include "bench/bench_common.h"
 #include "crdt/causal_counter.h"
 #include "crdt/g_counter.h"
 #include "crdt/or_map.h"
@@ -490,58 +491,12 @@ void Register(bool quick) {
       ->Iterations(1);
 }
 
-// Removes `flag` from argv; returns whether it was there.
-bool TakeFlag(int& argc, char** argv, const char* flag) {
-  bool found = false;
-  int out = 1;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], flag) == 0) {
-      found = true;
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  argc = out;
-  argv[argc] = nullptr;
-  return found;
-}
-
-// Records what built this binary in the JSON context, for the report.
-void AddContext(bool quick) {
-#if defined(__clang__)
-  benchmark::AddCustomContext("converge_compiler", std::string("clang ") + __clang_version__);
-#elif defined(__GNUC__)
-  benchmark::AddCustomContext("converge_compiler", std::string("g++ ") + __VERSION__);
-#endif
-#ifdef CONVERGE_BENCH_BUILD_TYPE
-  benchmark::AddCustomContext("converge_build_type", CONVERGE_BENCH_BUILD_TYPE);
-#endif
-#ifdef CONVERGE_BENCH_CXX_FLAGS
-  benchmark::AddCustomContext("converge_cxx_flags", CONVERGE_BENCH_CXX_FLAGS);
-#endif
-#ifdef __OPTIMIZE__
-  benchmark::AddCustomContext("converge_optimized", "yes");
-#else
-  benchmark::AddCustomContext("converge_optimized", "no");
-#endif
-#ifdef NDEBUG
-  benchmark::AddCustomContext("converge_assertions", "off");
-#else
-  benchmark::AddCustomContext("converge_assertions", "on");
-#endif
-  benchmark::AddCustomContext("converge_mode", quick ? "quick" : "full");
-}
-
 }  // namespace
 }  // namespace converge::bench
 
 int main(int argc, char** argv) {
   const bool quick = converge::bench::TakeFlag(argc, argv, "--quick");
-  converge::bench::AddContext(quick);
+  converge::bench::AddBuildContext(quick);
   converge::bench::Register(quick);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return converge::bench::RunRegistered(argc, argv);
 }

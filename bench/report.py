@@ -162,11 +162,11 @@ SUITES = {
         ],
     },
     # Cart contexts: sizes over a realistic run, the cost of a delete with one
-    # (bench/cart_benchmark.cc).
+    # (examples/cart/bench/cart_benchmark.cc).
     "cart": {
         "title": "examples/cart — cart contexts (Cart-Context)",
         "results": "cart.json",
-        "binary": "bench/cart_benchmark.cc (converge_cart_benchmark)",
+        "binary": "examples/cart/bench/cart_benchmark.cc (converge_cart_benchmark)",
         "sections": [
             "Context sizes over a realistic run",
             "Delete with a context",

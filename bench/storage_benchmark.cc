@@ -93,6 +93,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "crdt/causal_counter.h"
 #include "crdt/codec/codec.h"
 #include "crdt/codec/registry.h"
@@ -568,50 +569,8 @@ void Register(const Config& config) {
       ->Unit(kMillisecond);
 }
 
-// Removes `--name` or `--name=value` from argv; returns whether it was there
-// and stores the value.
-bool TakeFlag(int& argc, char** argv, const char* name, std::string* value = nullptr) {
-  bool found = false;
-  int out = 1;
-  const std::string prefix = std::string(name) + "=";
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) {
-      found = true;
-    } else if (value != nullptr && std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) {
-      found = true;
-      *value = argv[i] + prefix.size();
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  argc = out;
-  argv[argc] = nullptr;
-  return found;
-}
-
 void AddContext(const Config& config) {
-#if defined(__clang__)
-  benchmark::AddCustomContext("converge_compiler", std::string("clang ") + __clang_version__);
-#elif defined(__GNUC__)
-  benchmark::AddCustomContext("converge_compiler", std::string("g++ ") + __VERSION__);
-#endif
-#ifdef CONVERGE_BENCH_BUILD_TYPE
-  benchmark::AddCustomContext("converge_build_type", CONVERGE_BENCH_BUILD_TYPE);
-#endif
-#ifdef CONVERGE_BENCH_CXX_FLAGS
-  benchmark::AddCustomContext("converge_cxx_flags", CONVERGE_BENCH_CXX_FLAGS);
-#endif
-#ifdef __OPTIMIZE__
-  benchmark::AddCustomContext("converge_optimized", "yes");
-#else
-  benchmark::AddCustomContext("converge_optimized", "no");
-#endif
-#ifdef NDEBUG
-  benchmark::AddCustomContext("converge_assertions", "off");
-#else
-  benchmark::AddCustomContext("converge_assertions", "on");
-#endif
-  benchmark::AddCustomContext("converge_mode", config.quick ? "quick" : "full");
+  AddBuildContext(config.quick);
   benchmark::AddCustomContext("storage_data_dir",
                               std::filesystem::absolute(config.data_dir).string());
   benchmark::AddCustomContext("storage_ops_buffered", std::to_string(config.ops_buffered));
@@ -666,9 +625,5 @@ int main(int argc, char** argv) {
 
   converge::bench::AddContext(config);
   converge::bench::Register(config);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return converge::bench::RunRegistered(argc, argv);
 }

@@ -37,10 +37,7 @@ class CausalCounter : public internal::Causal<DotFun<std::uint64_t>> {
     CausalCounter delta;
     if (n == 0) return delta;
     internal::CheckedAdd(Value(), n, "CausalCounter::Increment");
-    const Dot dot = context_.NextDot(replica);
-    store_.Insert(dot, n);
-    delta.store_ = DotFun<std::uint64_t>(dot, n);
-    delta.context_.Insert(dot);
+    AddDot(replica, n, delta);
     return delta;
   }
 
@@ -57,12 +54,7 @@ class CausalCounter : public internal::Causal<DotFun<std::uint64_t>> {
   CausalCounter Set(ReplicaId replica, std::uint64_t n) {
     auto delta = RemovalOf<CausalCounter>(store_);
     store_.clear();
-    if (n > 0) {
-      const Dot dot = context_.NextDot(replica);
-      store_.Insert(dot, n);
-      delta.store_ = DotFun<std::uint64_t>(dot, n);
-      delta.context_.Insert(dot);
-    }
+    AddDot(replica, n, delta);
     return delta;
   }
 
@@ -70,14 +62,15 @@ class CausalCounter : public internal::Causal<DotFun<std::uint64_t>> {
   // read it, at any replica; inside an OrMap, the map's DotsOf(key)): they
   // remove exactly the increments `seen` holds, also those not received
   // here yet; increments `seen` did not observe are kept and add to n.
+  // Throws CounterOverflow, changing nothing, if that sum would pass 2^64-1.
   CausalCounter Set(ReplicaId replica, std::uint64_t n, const CausalContext& seen) {
-    auto delta = RemoveSeen<CausalCounter>(seen);
-    if (n > 0) {
-      const Dot dot = context_.NextDot(replica);
-      store_.Insert(dot, n);
-      delta.store_ = DotFun<std::uint64_t>(dot, n);
-      delta.context_.Insert(dot);
+    std::uint64_t kept = n;
+    for (const auto& item : store_.items()) {
+      if (!seen.Contains(item.dot))
+        kept = internal::CheckedAdd(kept, item.value, "CausalCounter::Set");
     }
+    auto delta = RemoveSeen<CausalCounter>(seen);
+    AddDot(replica, n, delta);
     return delta;
   }
   CausalCounter Reset(const CausalContext& seen) { return RemoveSeen<CausalCounter>(seen); }
@@ -108,6 +101,15 @@ class CausalCounter : public internal::Causal<DotFun<std::uint64_t>> {
 
  private:
   using Causal::Causal;
+
+  // Adds one increment of n (none when n is 0) here and to `delta`.
+  void AddDot(ReplicaId replica, std::uint64_t n, CausalCounter& delta) {
+    if (n == 0) return;
+    const Dot dot = context_.NextDot(replica);
+    store_.Insert(dot, n);
+    delta.store_ = DotFun<std::uint64_t>(dot, n);
+    delta.context_.Insert(dot);
+  }
 };
 
 }  // namespace converge::crdt

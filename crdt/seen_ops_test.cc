@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -216,6 +217,18 @@ TEST(SeenOpsTest, CounterFlagAndRegisterAlone) {
   r1.Join(w2);
   r1.Join(w3);
   EXPECT_EQ(r1, r2);
+}
+
+TEST(SeenOpsTest, ASetWithAContextThatWouldOverflowChangesNothing) {
+  CausalCounter c;
+  (void)c.Increment(kN1, 1);
+  const CausalContext seen = c.LiveDots();
+  (void)c.Increment(kN2, std::numeric_limits<std::uint64_t>::max() - 1);  // unseen
+  const CausalCounter before = c;
+  EXPECT_THROW((void)c.Set(kN3, 2, seen), CounterOverflow);
+  EXPECT_EQ(c, before);
+  EXPECT_EQ(c.Set(kN3, 1, seen).store().size(), 1u);  // max - 1 + 1 fits
+  EXPECT_EQ(c.Value(), std::numeric_limits<std::uint64_t>::max());
 }
 
 TEST(SeenOpsTest, NestedMapsRemoveAnInnerKeyAsSeen) {

@@ -103,9 +103,25 @@ CartOp SetOp(std::string sku, std::uint64_t q, std::optional<SeenCart> seen) {
                                                            std::string* conflict) {
     if (q == 0) return seen ? cart.Remove(sku, seen->Line(sku)) : cart.Remove(sku);
     if (!RoomForLine(cart, sku, conflict)) return CartState{};
-    return cart.Update(sku, [&](crdt::CausalCounter& c) {
-      return seen ? c.Set(self, q, seen->Line(sku)) : c.Set(self, q);
-    });
+    if (!seen) return cart.Update(sku, [&](crdt::CausalCounter& c) { return c.Set(self, q); });
+    // The additions the client did not see stay: the line must still fit.
+    const crdt::CausalContext line_seen = seen->Line(sku);
+    std::uint64_t kept = 0;
+    if (const std::optional<crdt::CausalCounter> line = cart.Get(sku)) {
+      for (const auto& item : line->store().items()) {
+        if (!line_seen.Contains(item.dot)) {
+          kept = item.value > kMaxQuantity ? kMaxQuantity + 1
+                                           : std::min(kMaxQuantity + 1, kept + item.value);
+        }
+      }
+    }
+    if (kept > kMaxQuantity - q) {
+      *conflict = "line '" + sku + "' keeps " + std::to_string(kept) +
+                  " the context did not show; setting " + std::to_string(q) + " would pass " +
+                  std::to_string(kMaxQuantity);
+      return CartState{};
+    }
+    return cart.Update(sku, [&](crdt::CausalCounter& c) { return c.Set(self, q, line_seen); });
   };
 }
 

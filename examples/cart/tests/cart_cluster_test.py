@@ -1243,6 +1243,15 @@ def scenario_contexts(h: Harness) -> None:
     check(cart_lines("n2", "pat", r.json()) == [("apple", 5)], f"PUT during the cut: {r.body!r}")
     heal(servers)
     everywhere("pat", [("apple", 8)], "PUT 5 with a context plus the unseen 3")
+    # ... and the line must still fit: the unseen additions stay.
+    n1.expect("POST", "/carts/big/items?w=all", 200, {"sku": "apple", "quantity": 3})
+    _, token = n1.read("big")
+    n2.expect("POST", "/carts/big/items?w=all", 200, {"sku": "apple", "quantity": 999_990})
+    r = expect_error(n3, "PUT", "/carts/big/items/apple", 409, {"quantity": 11}, headers=ctx(token))
+    check("999990" in r.json()["error"], f"PUT over the line limit with a context: {r.body!r}")
+    check(n3.cart("big")[1] == [("apple", 999_993)], f"a refused PUT changed the cart: {n3.cart('big')[1]}")
+    n3.expect("PUT", "/carts/big/items/apple", 200, {"quantity": 10}, headers=ctx(token))
+    everywhere("big", [("apple", 1_000_000)], "a PUT with a context that just fits")
 
     # 4. Emptying a cart with a context: the lines it saw go, one it did not stays.
     n1.expect("POST", "/carts/em/items?w=all", 200, {"sku": "apple", "quantity": 1})

@@ -140,9 +140,8 @@ struct TenLines {
   TenLines() {
     for (int i = 0; i < 10; ++i) {
       for (int k = 0; k <= i % 3; ++k) {
-        (void)cart.Update("sku-" + std::to_string(i), [&](CausalCounter& q) {
-          return q.Increment(kReplicas[(i + k) % 3], 1);
-        });
+        (void)cart.Update("sku-" + std::to_string(i),
+                          [&](CausalCounter& q) { return q.Increment(kReplicas[(i + k) % 3], 1); });
       }
     }
     token = *cart::SealContext(Keyring().own(), "bench", cart);
@@ -162,7 +161,8 @@ void CartDelete(benchmark::State& state, Delete how) {
       benchmark::DoNotOptimize(cart.Remove("sku-4"));
     } else {
       StatusOr<cart::SeenCart> seen = cart::OpenContext(Keyring(), "bench", base.token);
-      if (how == Delete::kWithContext) benchmark::DoNotOptimize(cart.Remove("sku-4", seen->Line("sku-4")));
+      if (how == Delete::kWithContext)
+        benchmark::DoNotOptimize(cart.Remove("sku-4", seen->Line("sku-4")));
       benchmark::DoNotOptimize(seen);
     }
     const double seconds =
@@ -201,9 +201,5 @@ int main(int argc, char** argv) {
   const bool quick = converge::bench::TakeFlag(argc, argv, "--quick");
   converge::bench::AddBuildContext(quick);
   converge::bench::Register();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return converge::bench::RunRegistered(argc, argv);
 }
