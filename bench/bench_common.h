@@ -68,6 +68,16 @@ inline int RunRegistered(int& argc, char** argv) {
   return 0;
 }
 
+// The whole main() of a suite whose only flag is --quick:
+// register_all(quick) registers its benchmarks.
+template <class Register>
+int QuickMain(int argc, char** argv, Register register_all) {
+  const bool quick = TakeFlag(argc, argv, "--quick");
+  AddBuildContext(quick);
+  register_all(quick);
+  return RunRegistered(argc, argv);
+}
+
 }  // namespace converge::bench
 
 #endif  // CONVERGE_BENCH_BENCH_COMMON_H_

@@ -495,8 +495,5 @@ void Register(bool quick) {
 }  // namespace converge::bench
 
 int main(int argc, char** argv) {
-  const bool quick = converge::bench::TakeFlag(argc, argv, "--quick");
-  converge::bench::AddBuildContext(quick);
-  converge::bench::Register(quick);
-  return converge::bench::RunRegistered(argc, argv);
+  return converge::bench::QuickMain(argc, argv, converge::bench::Register);
 }

@@ -198,8 +198,5 @@ void Register() {
 }  // namespace converge::bench
 
 int main(int argc, char** argv) {
-  const bool quick = converge::bench::TakeFlag(argc, argv, "--quick");
-  converge::bench::AddBuildContext(quick);
-  converge::bench::Register();
-  return converge::bench::RunRegistered(argc, argv);
+  return converge::bench::QuickMain(argc, argv, [](bool) { converge::bench::Register(); });
 }
