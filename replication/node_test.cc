@@ -165,7 +165,8 @@ struct Cluster {
     constexpr std::uint64_t kEpochMs = 1'700'000'000'000ULL;
     nodes.resize(wall_offsets_ms.size());
     for (std::size_t i = 0; i < nodes.size(); ++i) {
-      const std::string name = "n" + std::to_string(i);
+      std::string name = "n";  // appended: g++ 12 -O3 warns falsely (-Wrestrict) on "n" + string
+      name += std::to_string(i);
       SimNode& n = nodes[i];
       n.store = std::make_unique<storage::MemoryStore>(registry, crdt::ReplicaId{i + 300});
       n.clock = std::make_unique<sim::SimClock>(
