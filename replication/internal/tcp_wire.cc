@@ -58,11 +58,6 @@ FrameDecoder::Result FrameDecoder::Feed(std::string_view& input, std::string* fr
   return Result::kFrame;
 }
 
-bool ValidHelloName(std::string_view name) {
-  if (name.empty() || name.size() > 255) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) { return c > 0x20 && c < 0x7f; });
-}
-
 std::string EncodeHello(const Hello& hello) {
   std::string out(kHelloMagic);
   PutU16(out, hello.version);
@@ -94,6 +89,15 @@ std::optional<Hello> DecodeHello(std::string_view payload) {
   return hello;  // trailing bytes: fields of a later version
 }
 
+}  // namespace converge::replication::internal
+
+namespace converge::replication {
+
+bool ValidNodeName(std::string_view name) {
+  if (name.empty() || name.size() > 255) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
 std::optional<HostPort> ParseHostPort(std::string_view address) {
   HostPort out;
   std::string_view port;
@@ -118,4 +122,4 @@ std::optional<HostPort> ParseHostPort(std::string_view address) {
   return out;
 }
 
-}  // namespace converge::replication::internal
+}  // namespace converge::replication

@@ -17,6 +17,8 @@
 #include <string>
 #include <string_view>
 
+#include "replication/address.h"
+
 namespace converge::replication::internal {
 
 inline constexpr std::size_t kFrameHeaderBytes = 4;
@@ -71,21 +73,16 @@ struct Hello {
   std::string name;
 };
 
-// A node name or cluster name the hello can carry: 1 to 255 printable ASCII
-// characters, no space.
-bool ValidHelloName(std::string_view name);
+// A node name or cluster name the hello can carry (replication/address.h).
+inline bool ValidHelloName(std::string_view name) { return ValidNodeName(name); }
 
 // The hello payload (without its length prefix). Names must be valid.
 std::string EncodeHello(const Hello& hello);
 // nullopt: not a hello (wrong magic, version 0, truncated, invalid names).
 std::optional<Hello> DecodeHello(std::string_view payload);
 
-// "host:port" or "[v6 address]:port" -> host and port; nullopt when malformed.
-struct HostPort {
-  std::string host;
-  std::uint16_t port = 0;
-};
-std::optional<HostPort> ParseHostPort(std::string_view address);
+using replication::HostPort;       // replication/address.h
+using replication::ParseHostPort;  // replication/address.h
 
 }  // namespace converge::replication::internal
 

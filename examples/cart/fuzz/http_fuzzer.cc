@@ -71,8 +71,8 @@
 #include "examples/cart/cart.h"
 #include "examples/cart/server/http_server.h"
 #include "examples/cart/server/request_parsing.h"
+#include "replication/address.h"
 #include "replication/hash_tree.h"
-#include "replication/internal/tcp_wire.h"
 
 namespace converge::cart::fuzz {
 namespace {
@@ -567,8 +567,7 @@ unsigned MirrorDispatch(const HttpRequest& request) {
     const auto it = body->find("peers");
     if (it == body->end() || !it->is_array() || it->empty() || it->size() > 64) return 400;
     for (const json& p : *it) {
-      if (!p.is_string() || !replication::internal::ValidHelloName(p.get<std::string>()))
-        return 400;
+      if (!p.is_string() || !replication::ValidNodeName(p.get<std::string>())) return 400;
     }
     return 200;
   }

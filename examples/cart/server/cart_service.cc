@@ -15,8 +15,8 @@
 #include "crdt/codec/codec.h"
 #include "examples/cart/server/request_parsing.h"
 #include "examples/cart/server/web_assets.h"
+#include "replication/address.h"
 #include "replication/hash_tree.h"
-#include "replication/internal/tcp_wire.h"
 
 namespace converge::cart {
 namespace {
@@ -564,7 +564,7 @@ class CartService::Impl {
     const auto it = meta.find("http");
     if (it == meta.end() || !it->is_string()) return {};
     std::string http = it->get<std::string>();
-    return replication::internal::ParseHostPort(http) ? http : std::string();
+    return replication::ParseHostPort(http) ? http : std::string();
   }
 
   // Adds the context keys the members advertise (metadata "ctx_key").
@@ -681,7 +681,7 @@ class CartService::Impl {
     }
     std::vector<std::string> peers;
     for (const json& p : *it) {
-      if (!p.is_string() || !replication::internal::ValidHelloName(p.get<std::string>())) {
+      if (!p.is_string() || !replication::ValidNodeName(p.get<std::string>())) {
         return Error(400, "'peers' must hold node names");
       }
       if (p.get<std::string>() == o_.node_name) return Error(400, "a node cannot cut itself off");

@@ -12,7 +12,7 @@
 #include <list>
 #include <mutex>
 
-#include "replication/internal/tcp_wire.h"
+#include "replication/address.h"
 
 namespace converge::cart {
 namespace {
@@ -49,7 +49,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
       : io_(io), options_(std::move(options)), handler_(std::move(handler)), acceptor_(io) {}
 
   Status Open() {
-    const auto hp = replication::internal::ParseHostPort(options_.listen);
+    const auto hp = replication::ParseHostPort(options_.listen);
     if (!hp) return InvalidArgument("--http: '" + options_.listen + "' is not HOST:PORT");
     error_code ec;
     const asio::ip::address address = asio::ip::make_address(hp->host, ec);

@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "replication/internal/tcp_wire.h"
+#include "replication/address.h"
 
 namespace converge::cart {
 namespace {
@@ -27,7 +27,7 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_TRUE(server_->Open().ok());
     server_->Start();
     thread_ = std::thread([this] { io_.run(); });
-    const auto hp = replication::internal::ParseHostPort(server_->local_address());
+    const auto hp = replication::ParseHostPort(server_->local_address());
     endpoint_ = tcp::endpoint(asio::ip::make_address(hp->host), hp->port);
   }
   void TearDown() override {

@@ -22,9 +22,9 @@
 #include "crdt/codec/registry.h"
 #include "examples/cart/server/cart_service.h"
 #include "examples/cart/server/http_server.h"
+#include "replication/address.h"
 #include "replication/asio.h"
 #include "replication/asio_clock.h"
-#include "replication/internal/tcp_wire.h"
 #include "replication/node.h"
 #include "replication/tcp_transport.h"
 #include "storage/rocks_store.h"
@@ -199,7 +199,7 @@ int Run(const Flags& flags) {
 CLI::Validator HostPort() {
   return CLI::Validator(
       [](const std::string& value) -> std::string {
-        const auto hp = replication::internal::ParseHostPort(value);
+        const auto hp = replication::ParseHostPort(value);
         if (!hp || hp->port == 0) return "'" + value + "' is not HOST:PORT with a port 1-65535";
         boost::system::error_code ec;
         asio::ip::make_address(hp->host, ec);
@@ -221,7 +221,7 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::Validator(
           [](const std::string& v) -> std::string {
-            return converge::replication::internal::ValidHelloName(v)
+            return converge::replication::ValidNodeName(v)
                        ? std::string()
                        : "1-255 printable ASCII characters without spaces";
           },
@@ -272,7 +272,7 @@ int main(int argc, char** argv) {
       // Plaintext gossip only between loopback addresses (the transport
       // refuses anything else too; say so here, naming the flag).
       const auto loopback = [](const std::string& address) {
-        const auto hp = converge::replication::internal::ParseHostPort(address);
+        const auto hp = converge::replication::ParseHostPort(address);
         boost::system::error_code ec;
         const auto ip = boost::asio::ip::make_address(hp->host, ec);
         return !ec && ip.is_loopback();
