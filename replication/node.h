@@ -209,10 +209,6 @@ class Node {
   crdt::HlcTimestamp Now();
 
  private:
-  struct Member;
-  struct Peer;
-  struct PendingWrite;
-  struct AeSession;
   class Impl;
 
   // The type-erased commit of a local update, on the executor.

@@ -69,7 +69,9 @@
 #include "replication/clock.h"
 #include "replication/fuzz/frame_harness.h"
 #include "replication/hash_tree.h"
+#include "replication/internal/messages.h"
 #include "replication/internal/read_every_field.h"
+#include "replication/internal/records.h"
 #include "replication/internal/tcp_wire.h"
 #include "replication/node.h"
 #include "replication/protocol.capnp.h"
@@ -80,7 +82,7 @@ namespace converge::replication::fuzz {
 namespace {
 
 constexpr std::uint64_t kStepMs = 50;  // virtual time per frame: a round every 4 frames
-constexpr std::uint16_t kProtocolVersion = 1;
+using internal::kProtocolVersion;
 
 [[noreturn]] void Fail(const std::string& what) {
   std::fprintf(stderr, "frame_fuzzer: %s\n", what.c_str());
@@ -335,20 +337,6 @@ NodeState Observe(const storage::MemoryStore& store, const Node& node) {
                    node.replica().value()};
 }
 
-std::string DigestKey(const HashTree& tree, std::string_view key) {
-  const std::uint32_t leaf = tree.LeafOf(key);
-  std::string out = "d/";
-  for (int i = 3; i >= 0; --i) out += static_cast<char>((leaf >> (8 * i)) & 0xff);
-  out += key;
-  return out;
-}
-
-std::string Fixed64(std::uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>(v >> (8 * i));
-  return out;
-}
-
 const HashTree& Tree() {
   static const HashTree tree(Options().tree_depth);  // for LeafOf only
   return tree;
@@ -368,14 +356,18 @@ void CheckStore(const NodeState& s, const std::string& when, std::set<std::strin
       validated.insert(value);
     }
     const std::uint64_t digest = StateDigest(value);
-    const auto it = s.store.aux.find(DigestKey(Tree(), key));
-    if (it == s.store.aux.end() || it->second != Fixed64(digest)) {
+    const auto it = s.store.aux.find(internal::records::DigestKey(Tree().LeafOf(key), key));
+    if (it == s.store.aux.end() || it->second != internal::records::Fixed64(digest)) {
       Fail(when + ": the digest index disagrees with the stored state of '" + Printable(key) + "'");
     }
     root ^= HashTree::Contribution(key, digest);
   }
-  for (auto it = s.store.aux.lower_bound("d/"); it != s.store.aux.end() && it->first < "d0"; ++it)
+  const std::uint32_t leaves = Tree().leaf_count();
+  const std::string index_end = internal::records::DigestLeafBegin(leaves, leaves);
+  for (auto it = s.store.aux.lower_bound(internal::records::DigestLeafBegin(0, leaves));
+       it != s.store.aux.end() && it->first < index_end; ++it) {
     ++digests;
+  }
   if (digests != s.store.states.size()) {
     Fail(when + ": " + std::to_string(digests) + " digest index entries for " +
          std::to_string(s.store.states.size()) + " stored states");

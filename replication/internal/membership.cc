@@ -1,0 +1,185 @@
+#include "replication/internal/membership.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace converge::replication::internal {
+
+std::string_view MemberStateName(MemberState s) {
+  switch (s) {
+    case MemberState::kAlive:
+      return "alive";
+    case MemberState::kSuspect:
+      return "suspect";
+    case MemberState::kDead:
+      return "dead";
+    case MemberState::kLeft:
+      return "left";
+  }
+  return "alive";
+}
+
+void Membership::Restore(std::vector<records::MemberRecord> members, std::uint64_t now) {
+  for (records::MemberRecord& record : members) {
+    if (record.name.empty() || record.name == options_.name) continue;
+    Member m;
+    m.left = record.left;
+    m.address = std::move(record.address);
+    m.state = m.left ? MemberState::kLeft : MemberState::kAlive;
+    m.last_change_ms = now;
+    members_.emplace(std::move(record.name), std::move(m));
+  }
+}
+
+void Membership::Heard(const std::string& from, std::uint64_t now,
+                       std::optional<std::int64_t> clock_offset_ms) {
+  Contact& contact = contacts_[from];
+  contact.last_heard_ms = now;
+  if (clock_offset_ms) {
+    contact.clock_offset_ms = *clock_offset_ms;
+    contact.clock_sampled_ms = now;
+  }
+}
+
+std::optional<std::uint64_t> Membership::last_heard_ms(const std::string& name) const {
+  const auto it = contacts_.find(name);
+  if (it == contacts_.end() || it->second.last_heard_ms == 0) return std::nullopt;
+  return it->second.last_heard_ms;
+}
+
+void Membership::UpdateStates(std::uint64_t now) {
+  for (auto& [name, m] : members_) {
+    if (m.left) {
+      m.state = MemberState::kLeft;
+      continue;
+    }
+    const std::uint64_t silent = now - m.last_change_ms;
+    m.state = silent > options_.dead_after_ms      ? MemberState::kDead
+              : silent > options_.suspect_after_ms ? MemberState::kSuspect
+                                                   : MemberState::kAlive;
+  }
+}
+
+void Membership::Merge(capnp::List<wire::Member>::Reader entries, std::uint64_t now) {
+  for (const auto e : entries) {
+    const std::string name = e.getName();
+    if (name.empty() || name == options_.name) continue;
+    const bool fresh = !members_.contains(name);
+    Member& m = members_[name];
+    const auto theirs = std::make_pair(e.getGeneration(), e.getHeartbeat());
+    if (fresh || theirs > std::make_pair(m.generation, m.heartbeat)) {
+      const bool left = e.getStatus() == wire::MemberStatus::LEFT;
+      std::string address = e.getAddress();
+      if (fresh || m.address != address || m.left != left) Persist(name, address, left);
+      m.address = std::move(address);
+      m.generation = e.getGeneration();
+      m.heartbeat = e.getHeartbeat();
+      m.left = left;
+      m.replica = e.getReplica();
+      const auto metadata = e.getMetadata();
+      if (metadata.size() <= kMaxMetadataBytes) m.metadata = metadata;
+      m.last_change_ms = now;
+      m.state = m.left ? MemberState::kLeft : MemberState::kAlive;
+    }
+  }
+}
+
+void Membership::Fill(wire::Gossip::Builder gossip, std::uint64_t replica) const {
+  auto members = gossip.initMembers(static_cast<unsigned>(members_.size() + 1));
+  auto self = members[0];
+  self.setName(options_.name);
+  self.setAddress(options_.address);
+  self.setGeneration(generation_);
+  self.setHeartbeat(heartbeat_);
+  self.setStatus(left_ ? wire::MemberStatus::LEFT : wire::MemberStatus::ALIVE);
+  self.setReplica(replica);
+  self.setMetadata(options_.metadata);
+  unsigned i = 1;
+  for (const auto& [name, m] : members_) {
+    auto out = members[i++];
+    out.setName(name);
+    out.setAddress(m.address);
+    out.setGeneration(m.generation);
+    out.setHeartbeat(m.heartbeat);
+    out.setStatus(m.left ? wire::MemberStatus::LEFT : wire::MemberStatus::ALIVE);
+    out.setReplica(m.replica);
+    out.setMetadata(m.metadata);
+  }
+}
+
+std::optional<Endpoint> Membership::EndpointOf(const std::string& name) const {
+  const auto it = members_.find(name);
+  if (it == members_.end()) return std::nullopt;
+  return Endpoint{name, it->second.address};
+}
+
+std::vector<std::string> Membership::Live() const {
+  std::vector<std::string> live;
+  for (const auto& [name, m] : members_) {
+    if (m.state == MemberState::kAlive || m.state == MemberState::kSuspect) live.push_back(name);
+  }
+  return live;
+}
+
+std::vector<std::string> Membership::Dead() const {
+  std::vector<std::string> dead;
+  for (const auto& [name, m] : members_) {
+    if (m.state == MemberState::kDead) dead.push_back(name);
+  }
+  return dead;
+}
+
+bool Membership::Counts(const std::string& name) const {
+  const auto it = members_.find(name);
+  return it != members_.end() && it->second.state != MemberState::kDead &&
+         it->second.state != MemberState::kLeft;
+}
+
+bool Membership::Known() const {
+  if (!members_.empty()) return true;
+  return std::all_of(options_.seeds.begin(), options_.seeds.end(),
+                     [&](const std::string& seed) { return seed == options_.address; });
+}
+
+std::size_t Membership::AcksNeeded(WriteConsistency consistency) const {
+  std::size_t replicas = 1;
+  for (const auto& [name, m] : members_) {
+    if (m.state != MemberState::kLeft) ++replicas;
+  }
+  replicas = std::max(replicas, options_.min_replicas);
+  switch (consistency) {
+    case WriteConsistency::kLocal:
+      return 0;
+    case WriteConsistency::kMajority:
+      return replicas / 2;
+    case WriteConsistency::kAll:
+      return replicas - 1;
+  }
+  return 0;
+}
+
+std::int64_t Membership::ClusterClockOffsetMs(std::uint64_t now) const {
+  std::vector<std::int64_t> offsets = {0};
+  for (const auto& [name, m] : members_) {
+    if (m.state != MemberState::kAlive && m.state != MemberState::kSuspect) continue;
+    const auto it = contacts_.find(name);
+    if (it == contacts_.end() || it->second.clock_sampled_ms == 0 ||
+        now - it->second.clock_sampled_ms > options_.dead_after_ms) {
+      continue;
+    }
+    offsets.push_back(it->second.clock_offset_ms);
+  }
+  std::sort(offsets.begin(), offsets.end());
+  const std::size_t mid = offsets.size() / 2;
+  if (offsets.size() % 2 == 1) return offsets[mid];
+  const std::int64_t low = offsets[mid - 1], high = offsets[mid];
+  return (low < 0 ? -low : low) <= (high < 0 ? -high : high) ? low : high;
+}
+
+void Membership::Persist(const std::string& name, std::string_view address, bool left) {
+  storage::WriteBatch batch;
+  records::PutMember(batch, records::MemberRecord{name, std::string(address), left});
+  (void)store_.Write(batch);
+}
+
+}  // namespace converge::replication::internal

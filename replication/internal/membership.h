@@ -1,0 +1,128 @@
+// Membership: who the cluster's members are, whether they are alive, and what
+// majority and all count (docs/replication.md, "Membership").
+//
+// Members are learned by gossip (a member's entry with the greater
+// (generation, heartbeat) wins), remembered in the store for the next process
+// (records::PutMember), suspected and then declared dead when their heartbeat
+// stops growing, and marked left when they leave gracefully. The node's own
+// entry — its generation and heartbeat — is kept here too.
+
+#ifndef CONVERGE_REPLICATION_INTERNAL_MEMBERSHIP_H_
+#define CONVERGE_REPLICATION_INTERNAL_MEMBERSHIP_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "replication/internal/records.h"
+#include "replication/node.h"
+#include "replication/protocol.capnp.h"
+#include "replication/transport.h"
+#include "storage/store.h"
+
+namespace converge::replication::internal {
+
+enum class MemberState { kAlive, kSuspect, kDead, kLeft };
+
+std::string_view MemberStateName(MemberState s);
+
+struct Member {
+  std::string address;
+  std::string metadata;
+  std::uint64_t generation = 0;
+  std::uint64_t heartbeat = 0;
+  bool left = false;
+  std::uint64_t replica = 0;
+  std::uint64_t last_change_ms = 0;  // local time the heartbeat last grew
+  MemberState state = MemberState::kAlive;
+};
+
+class Membership {
+ public:
+  Membership(const NodeOptions& options, storage::Store& store)
+      : options_(options), store_(store) {}
+
+  // --- this node's own entry ---
+  [[nodiscard]] std::uint64_t generation() const { return generation_; }
+  void set_generation(std::uint64_t generation) { generation_ = generation; }
+  [[nodiscard]] bool left() const { return left_; }
+  void Beat() { ++heartbeat_; }  // one more round
+  void Leave() {
+    left_ = true;
+    ++heartbeat_;
+  }
+
+  // The members the previous process of this node remembered (at start).
+  void Restore(std::vector<records::MemberRecord> members, std::uint64_t now);
+
+  // A message from `from` arrived; `clock_offset_ms` is their wall clock
+  // minus ours when the message gave it.
+  void Heard(const std::string& from, std::uint64_t now,
+             std::optional<std::int64_t> clock_offset_ms);
+  [[nodiscard]] std::optional<std::uint64_t> last_heard_ms(const std::string& name) const;
+
+  // Suspicion and death from silence (each round).
+  void UpdateStates(std::uint64_t now);
+
+  // Joins the member entries of a gossip message (persisting new members and
+  // changed addresses).
+  void Merge(capnp::List<wire::Member>::Reader entries, std::uint64_t now);
+  // Fills a gossip message's member list: this node first, then every member.
+  void Fill(wire::Gossip::Builder gossip, std::uint64_t replica) const;
+
+  [[nodiscard]] const std::map<std::string, Member>& members() const { return members_; }
+  [[nodiscard]] bool empty() const { return members_.empty(); }
+  [[nodiscard]] bool contains(const std::string& name) const { return members_.contains(name); }
+  [[nodiscard]] std::optional<Endpoint> EndpointOf(const std::string& name) const;
+  // Names of the members that are alive or suspected, and of the dead ones.
+  [[nodiscard]] std::vector<std::string> Live() const;
+  [[nodiscard]] std::vector<std::string> Dead() const;
+  // Whether `name` is a member whose buffer progress counts (not dead or left).
+  [[nodiscard]] bool Counts(const std::string& name) const;
+
+  // Whether this node knows whom "all" and "majority" count: it has heard of
+  // members (by gossip, or from its store after a restart), or it has no
+  // seed to learn them from. A node that just lost its data directory knows
+  // nobody yet and must not call itself a majority.
+  [[nodiscard]] bool Known() const;
+  // Peer acknowledgements a write needs beyond our own (counting the members
+  // known now: a member learned meanwhile raises what "all" needs; and never
+  // fewer than the replicas the cluster is deployed with).
+  [[nodiscard]] std::size_t AcksNeeded(WriteConsistency consistency) const;
+
+  // How far the cluster's clock is ahead of ours: the median of the offsets
+  // of the live members that told us their clock lately, and ours (0). With
+  // an even count, the middle value nearer to ours: two clocks that disagree
+  // do not say which one is wrong. A minority of wrong clocks, fast or slow,
+  // cannot move it.
+  [[nodiscard]] std::int64_t ClusterClockOffsetMs(std::uint64_t now) const;
+
+ private:
+  // What we last heard from a node (member or not).
+  struct Contact {
+    std::uint64_t last_heard_ms = 0;
+    // Their wall clock minus ours, from their last message that gave it, and
+    // when (local time; 0: never).
+    std::int64_t clock_offset_ms = 0;
+    std::uint64_t clock_sampled_ms = 0;
+  };
+
+  // Remembers a member for the next process (best effort: a failed write
+  // only means a restart learns it again by gossip).
+  void Persist(const std::string& name, std::string_view address, bool left);
+
+  const NodeOptions& options_;
+  storage::Store& store_;
+  std::uint64_t generation_ = 0;
+  std::uint64_t heartbeat_ = 0;
+  bool left_ = false;
+  std::map<std::string, Member> members_;
+  std::map<std::string, Contact> contacts_;
+};
+
+}  // namespace converge::replication::internal
+
+#endif  // CONVERGE_REPLICATION_INTERNAL_MEMBERSHIP_H_

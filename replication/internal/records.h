@@ -1,0 +1,89 @@
+// The node's persisted records: the layout of its auxiliary keys
+// (storage::WriteBatch::PutAux), written atomically with the states they
+// describe, and read back when a node starts. The one place that knows the
+// layout; the frame fuzzer checks stores against it too.
+//
+//   d/<leaf BE32><key>   -> Fixed64 digest   the digest index (one per state)
+//   u/seq                -> Fixed64          our update sequence
+//   u/gen                -> Fixed64          the last process generation
+//   o/<replica BE64>     -> Fixed64          the highest update seq held of an origin
+//   m/<name>             -> 'A'|'L' address  a member (alive or left)
+//   x/<name>             -> Fixed64 gen, Fixed64 next
+//                                            where we are in a peer's delta buffer
+//
+// Fixed64 is little-endian; the BE parts of keys are big-endian so that keys
+// sort by leaf and by replica.
+
+#ifndef CONVERGE_REPLICATION_INTERNAL_RECORDS_H_
+#define CONVERGE_REPLICATION_INTERNAL_RECORDS_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crdt/codec/status.h"
+#include "replication/hash_tree.h"
+#include "storage/store.h"
+
+namespace converge::replication::internal::records {
+
+std::string Fixed64(std::uint64_t v);
+std::optional<std::uint64_t> ReadFixed64(std::string_view bytes);
+
+// --- the digest index ----------------------------------------------------------
+
+std::string DigestKey(std::uint32_t leaf, std::string_view key);
+// The first digest key of `leaf`; for leaf >= leaf_count, the end of the index.
+std::string DigestLeafBegin(std::uint32_t leaf, std::uint32_t leaf_count);
+// Calls fn(key, digest) for the keys of leaves [first, last), in leaf order
+// (malformed entries are skipped); fn returns false to stop.
+using DigestFn = std::function<bool(std::string_view key, std::uint64_t digest)>;
+Status ScanDigests(storage::Store& store, std::uint32_t first, std::uint32_t last,
+                   std::uint32_t leaf_count, const DigestFn& fn);
+// Puts a key's digest into `batch`.
+void PutDigest(storage::WriteBatch& batch, const HashTree& tree, std::string_view key,
+               std::uint64_t digest);
+// Builds the tree from the whole digest index.
+Status LoadTree(storage::Store& store, HashTree& tree);
+
+// --- our update sequence and process generation ------------------------------
+
+void PutUpdateSequence(storage::WriteBatch& batch, std::uint64_t seq);
+StatusOr<std::uint64_t> LoadUpdateSequence(storage::Store& store);  // 0 when none
+void PutGeneration(storage::WriteBatch& batch, std::uint64_t generation);
+StatusOr<std::uint64_t> LoadGeneration(storage::Store& store);  // 0 when none
+
+// --- origins: the highest update sequence held of each replica ---------------
+
+void PutOrigin(storage::WriteBatch& batch, std::uint64_t replica, std::uint64_t seq);
+StatusOr<std::map<std::uint64_t, std::uint64_t>> LoadOrigins(storage::Store& store);
+
+// --- members -------------------------------------------------------------------
+
+struct MemberRecord {
+  std::string name;
+  std::string address;
+  bool left = false;
+};
+void PutMember(storage::WriteBatch& batch, const MemberRecord& member);
+StatusOr<std::vector<MemberRecord>> LoadMembers(storage::Store& store);
+
+// --- delta progress: where we are in each peer's delta buffer ---------------
+
+struct ProgressRecord {
+  std::string peer;
+  std::uint64_t generation = 0;  // their process generation
+  std::uint64_t expected = 1;    // the next entry of theirs we may apply
+};
+// The key and value of a progress record (it commits with the changes of the
+// interval it follows, so the batch is made elsewhere).
+std::pair<std::string, std::string> ProgressEntry(const ProgressRecord& progress);
+StatusOr<std::vector<ProgressRecord>> LoadProgress(storage::Store& store);
+
+}  // namespace converge::replication::internal::records
+
+#endif  // CONVERGE_REPLICATION_INTERNAL_RECORDS_H_
