@@ -20,6 +20,7 @@
 #include "replication/internal/anti_entropy.h"
 #include "replication/internal/apply.h"
 #include "replication/internal/delta_intervals.h"
+#include "replication/internal/log.h"
 #include "replication/internal/membership.h"
 #include "replication/internal/messages.h"
 #include "replication/internal/read_every_field.h"
@@ -58,6 +59,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
   explicit Impl(Node& node)
       : n_(node),
         rng_(node.options_.seed != 0 ? node.options_.seed : node.clock_.NowMs() ^ 0x5eedULL),
+        log_(node.options_.log, node.clock_),
         membership_(node.options_, node.store_),
         outbox_(node.options_, membership_, node.transport_, node.clock_, stats_),
         applier_(node.store_, *node.registry_, node.tree_, node.hlc_, stats_),
@@ -449,12 +451,14 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
   // How remote entries came: forwarded entries join our delta buffer.
   enum class Source { kInterval, kAntiEntropy, kMerge };
 
-  // Joins remote entries (internal::StateApplier) and acts on what changed:
-  // forwards it through our buffer (unless it came from anti-entropy, which
-  // every peer runs itself), tells subscribers, and retires our ReplicaId if
-  // a peer forwarded our own updates beyond what we hold.
-  Status ApplyRemote(std::span<const internal::RemoteEntry> entries, Source source,
-                     std::vector<std::size_t>* refused = nullptr,
+  // Joins remote entries from `from` (internal::StateApplier) and acts on
+  // what changed: forwards it through our buffer (unless it came from
+  // anti-entropy, which every peer runs itself), tells subscribers, and
+  // retires our ReplicaId if a peer forwarded our own updates beyond what we
+  // hold. `refused` (optional) receives the indexes of the entries not held:
+  // refused for their timestamp, or rejected (logged and counted).
+  Status ApplyRemote(const std::string& from, std::span<const internal::RemoteEntry> entries,
+                     Source source, std::vector<std::size_t>* refused = nullptr,
                      std::optional<std::pair<std::string, std::string>> progress = {}) {
     internal::StateApplier::Options options;
     options.reference_ms = [this] { return ClusterWallMs(); };
@@ -462,7 +466,18 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
     options.progress = std::move(progress);
     StatusOr<internal::Applied> applied = applier_.Apply(entries, options);
     if (!applied.ok()) return applied.status();
-    if (refused != nullptr) *refused = std::move(applied->refused);
+    for (const internal::Applied::Rejection& r : applied->rejected) {
+      ++stats_.entries_rejected;
+      log_.Warn(std::string("replication: ") +
+                (source == Source::kAntiEntropy ? "a state" : "a delta") + " of key '" +
+                internal::Printable(entries[r.index].key) + "' from " + from +
+                " cannot be applied, so it is not held and not acknowledged: " + r.reason);
+    }
+    if (refused != nullptr) {
+      *refused = std::move(applied->refused);
+      for (const internal::Applied::Rejection& r : applied->rejected) refused->push_back(r.index);
+      std::sort(refused->begin(), refused->end());
+    }
     for (const std::size_t index : applied->applied) {
       const internal::RemoteEntry& e = entries[index];
       if (source == Source::kAntiEntropy) {
@@ -488,15 +503,16 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
   }
 
   // DeltaIntervals::Host
-  Status ApplyInterval(std::span<const internal::RemoteEntry> entries,
+  Status ApplyInterval(const std::string& from, std::span<const internal::RemoteEntry> entries,
                        std::vector<std::size_t>* refused,
                        std::pair<std::string, std::string> progress) override {
-    return ApplyRemote(entries, Source::kInterval, refused, std::move(progress));
+    return ApplyRemote(from, entries, Source::kInterval, refused, std::move(progress));
   }
 
   // AntiEntropy::Host
-  Status ApplyStates(std::span<const internal::RemoteEntry> states) override {
-    return ApplyRemote(states, Source::kAntiEntropy);
+  Status ApplyStates(const std::string& from,
+                     std::span<const internal::RemoteEntry> states) override {
+    return ApplyRemote(from, states, Source::kAntiEntropy);
   }
   void InSync(const std::string& peer, std::uint64_t start_seq) override {
     deltas_.InSync(peer, start_seq);
@@ -524,7 +540,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
     CONVERGE_RETURN_IF_ERROR(n_.registry_->Validate(state, options).WithContext("state to merge"));
     const std::uint64_t before = n_.tree_.root();
     const internal::RemoteEntry entry{key, state, 0, 0};
-    CONVERGE_RETURN_IF_ERROR(ApplyRemote({&entry, 1}, Source::kMerge));
+    CONVERGE_RETURN_IF_ERROR(ApplyRemote("a repair", {&entry, 1}, Source::kMerge));
     return n_.tree_.root() != before;
   }
 
@@ -566,6 +582,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
 
   Node& n_;
   std::mt19937_64 rng_;
+  internal::NodeLog log_;
   NodeStats stats_;
   internal::Membership membership_;
   internal::Outbox outbox_;

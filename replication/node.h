@@ -89,6 +89,11 @@ struct NodeOptions {
   int tree_depth = 4;  // 16^depth leaves
   std::uint64_t hlc_max_offset_ms = crdt::Hlc::kDefaultMaxOffsetMs;
   std::uint64_t seed = 0;  // randomness (peer choice); 0: from the clock
+  // Where the node reports what it could not do by itself — an entry from a
+  // peer it could not apply, a state it could not send — naming the key and
+  // the peer; on the executor, at most 20 lines a minute. Empty: not logged
+  // (the counters in NodeStats still count).
+  std::function<void(const std::string& line)> log;
 };
 
 inline constexpr std::size_t kMaxMetadataBytes = 1024;
@@ -121,6 +126,9 @@ struct NodeStats {
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
   std::uint64_t messages_rejected = 0;    // malformed or foreign
+  // Remote entries (deltas, states) that do not decode as a type this node
+  // knows or do not join into its state: not held, never acknowledged.
+  std::uint64_t entries_rejected = 0;
   std::uint64_t timestamps_rejected = 0;  // LWW writes too far in the future
   std::uint64_t retirements = 0;          // new incarnations (at start, after a rollback)
   // The cluster's wall clock minus ours (the median of the live members'

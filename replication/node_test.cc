@@ -722,5 +722,56 @@ TEST(NodeTest, AMessageMalformedAfterItsFirstFieldsChangesNothing) {
   node.Stop();
 }
 
+// A peer that cannot apply an entry (here: a type its registry lacks, as in a
+// rolling upgrade that adds one) must not acknowledge it: its ack once
+// counted toward `all`, which then confirmed a write one replica never held.
+TEST(NodeTest, APeerThatCannotApplyAnEntryNeverCountsTowardAConsistencyLevel) {
+  sim::SimWorld world(11);
+  auto full = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  auto partial = std::make_shared<codec::TypeRegistry>();
+  partial->Register<crdt::GCounter>();
+  std::vector<SimNode> nodes(2);
+  std::vector<std::string> n1_log;
+  for (int i = 0; i < 2; ++i) {
+    const std::string name = "n" + std::to_string(i);
+    auto& n = nodes[static_cast<std::size_t>(i)];
+    auto registry = i == 0 ? full : partial;
+    n.store = std::make_unique<storage::MemoryStore>(
+        registry, crdt::ReplicaId{static_cast<std::uint64_t>(i) + 300});
+    n.clock = std::make_unique<sim::SimClock>(world);
+    n.transport = std::make_unique<sim::SimTransport>(world, name);
+    NodeOptions options;
+    options.name = name;
+    options.address = name;
+    options.seeds = {"n0"};
+    options.seed = static_cast<std::uint64_t>(i) + 1;
+    options.write_timeout_ms = 2'000;
+    if (i == 1) options.log = [&](const std::string& line) { n1_log.push_back(line); };
+    n.node = std::make_unique<Node>(options, *n.store, *n.transport, *n.clock, registry);
+    ASSERT_TRUE(n.node->Start().ok());
+  }
+  world.RunFor(1000);
+  using Set = crdt::OrSet<std::string>;
+  std::optional<Status> set_write;
+  nodes[0].node->Update<Set>(
+      "set:unknown-to-n1", [](Set& s, crdt::ReplicaId r) { return s.Add(r, "x"); },
+      WriteConsistency::kAll, [&](StatusOr<Set> d) { set_write = d.status(); });
+  world.RunFor(3000);
+  ASSERT_TRUE(set_write.has_value());
+  EXPECT_EQ(set_write->code(), StatusCode::kDeadlineExceeded) << *set_write;
+  EXPECT_GT(nodes[1].node->stats().entries_rejected, 0u);
+  ASSERT_FALSE(n1_log.empty());
+  EXPECT_NE(n1_log.front().find("'set:unknown-to-n1' from n0"), std::string::npos)
+      << n1_log.front();
+  // A type both know is confirmed by both (the test can fail).
+  std::optional<Status> counter_write;
+  nodes[0].node->Update<crdt::GCounter>(
+      "counter:known", [](crdt::GCounter& c, crdt::ReplicaId r) { return c.Increment(r, 1); },
+      WriteConsistency::kAll, [&](StatusOr<crdt::GCounter> d) { counter_write = d.status(); });
+  world.RunFor(3000);
+  ASSERT_TRUE(counter_write.has_value());
+  EXPECT_TRUE(counter_write->ok()) << *counter_write;
+}
+
 }  // namespace
 }  // namespace converge::replication

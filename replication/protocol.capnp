@@ -84,10 +84,13 @@ struct DeltaAck {
   generation @0 :UInt64;  # the sender generation being acknowledged
   upTo @1 :UInt64;        # every entry <= upTo is durably applied, but:
   gap @2 :Bool;
-  refused @3 :List(UInt64);  # entries of the interval not applied because
-                             # their timestamp is too far ahead of the
-                             # receiver's clock: not held (anti-entropy brings
-                             # them once the clock has caught up)
+  refused @3 :List(UInt64);  # entries of the interval not applied: their
+                             # timestamp is too far ahead of the receiver's
+                             # clock (anti-entropy brings them once the clock
+                             # has caught up), or they do not decode as a type
+                             # the receiver knows or do not join into its
+                             # state. Not held: never counted toward a
+                             # consistency level.
 }
 
 # --- Digest anti-entropy (a 16-ary hash tree over key hashes) -------------

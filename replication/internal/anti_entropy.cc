@@ -370,7 +370,7 @@ void AntiEntropy::OnStates(const std::string& from, wire::AeStates::Reader msg) 
   const std::uint64_t before = stats_.ae_keys_repaired;
   const bool streamed = from == stream_peer_ && msg.hasStreamLast();
   if (streamed) stream_floor_ = stream_after_;
-  const Status applied = host_.ApplyStates(entries);
+  const Status applied = host_.ApplyStates(from, entries);
   stream_floor_.reset();
   if (!applied.ok()) return;  // asked again later
   Session& session = sessions_[from];

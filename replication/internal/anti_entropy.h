@@ -38,7 +38,7 @@ class AntiEntropy {
     virtual ~Host() = default;
     // Joins states a peer sent (not forwarded: every peer repairs itself).
     // Not ok: nothing applied (they are asked again later).
-    virtual Status ApplyStates(std::span<const RemoteEntry> states) = 0;
+    virtual Status ApplyStates(const std::string& from, std::span<const RemoteEntry> states) = 0;
     // A session we started with `peer` ended with equal roots: it holds
     // everything we held at buffer entry `start_seq`.
     virtual void InSync(const std::string& peer, std::uint64_t start_seq) = 0;

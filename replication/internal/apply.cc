@@ -32,6 +32,7 @@ StatusOr<Applied> StateApplier::Apply(std::span<const RemoteEntry> entries,
     const StatusOr<const codec::TypeRegistry::Entry*> type = registry_.Lookup(e.delta);
     if (!type.ok()) {
       ++stats_.messages_rejected;
+      out.rejected.push_back({index, type.status().ToString()});
       continue;
     }
     // Last-writer-wins writes from a clock too far ahead (of the cluster's
@@ -61,6 +62,7 @@ StatusOr<Applied> StateApplier::Apply(std::span<const RemoteEntry> entries,
         **type, k.now ? std::optional<std::string_view>(*k.now) : std::nullopt, operand, decode);
     if (!joined.ok()) {
       ++stats_.messages_rejected;
+      out.rejected.push_back({index, joined.status().ToString()});
       continue;
     }
     if (k.now && *joined == *k.now) continue;  // nothing new

@@ -48,6 +48,13 @@ struct Applied {
   std::vector<std::size_t> applied;
   // The entries refused for a timestamp too far ahead of our clock.
   std::vector<std::size_t> refused;
+  // The entries that do not decode as a type we know, or do not join into
+  // our state (counted in messages_rejected too): not held.
+  struct Rejection {
+    std::size_t index;
+    std::string reason;
+  };
+  std::vector<Rejection> rejected;
   // The highest update sequence of each origin among the entries.
   std::map<std::uint64_t, std::uint64_t> origins;
 };
@@ -69,8 +76,8 @@ class StateApplier {
   };
 
   // Joins `entries` into our states as one durable batch. Entries that do
-  // not decode or join are skipped and counted (messages_rejected); an error
-  // means nothing was written.
+  // not decode or join are skipped (Applied::rejected); an error means
+  // nothing was written.
   StatusOr<Applied> Apply(std::span<const RemoteEntry> entries, const Options& options);
 
   // The origin table: the highest update sequence held of each replica.

@@ -112,7 +112,7 @@ void DeltaIntervals::OnDeltas(const std::string& from, std::uint64_t generation,
   }
   std::vector<std::size_t> refused;
   const std::uint64_t expected = std::max(peer.expected, interval.getTo() + 1);
-  if (Status s = host_.ApplyInterval(entries, &refused,
+  if (Status s = host_.ApplyInterval(from, entries, &refused,
                                      records::ProgressEntry({from, generation, expected}));
       !s.ok()) {
     return;  // not acknowledged: sent again

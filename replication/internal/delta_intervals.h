@@ -37,10 +37,11 @@ class DeltaIntervals {
    public:
     virtual ~Host() = default;
     // Joins a received interval's entries (and forwards what changed);
-    // `refused` receives the indexes of the entries not applied for a
-    // timestamp too far ahead; `progress` commits with the changes. Not ok:
-    // nothing applied (the interval is not acknowledged and comes again).
-    virtual Status ApplyInterval(std::span<const RemoteEntry> entries,
+    // `refused` receives the indexes of the entries not applied (a
+    // timestamp too far ahead, or an entry that does not decode or join);
+    // `progress` commits with the changes. Not ok: nothing applied (the
+    // interval is not acknowledged and comes again).
+    virtual Status ApplyInterval(const std::string& from, std::span<const RemoteEntry> entries,
                                  std::vector<std::size_t>* refused,
                                  std::pair<std::string, std::string> progress) = 0;
   };
@@ -113,9 +114,10 @@ class DeltaIntervals {
     // Their delta buffer, as we receive it.
     std::uint64_t their_generation = 0;
     std::uint64_t expected = 1;  // next entry of theirs we may apply
-    // Entries of theirs we refused (a timestamp too far ahead) lately, with
-    // when: every acknowledgement repeats them, so that losing one ack
-    // cannot make a refused write count as held.
+    // Entries of theirs we refused (a timestamp too far ahead, or one we
+    // cannot decode or join) lately, with when: every acknowledgement
+    // repeats them, so that losing one ack cannot make a refused write count
+    // as held.
     std::deque<std::pair<std::uint64_t, std::uint64_t>> refused;
     // Our delta buffer, as they acknowledge it.
     std::uint64_t acked = 0;
@@ -125,7 +127,7 @@ class DeltaIntervals {
   struct PendingWrite {
     WriteConsistency consistency = WriteConsistency::kLocal;
     std::set<std::string> acked_by;
-    std::set<std::string> refused_by;  // applied it not (timestamp too far ahead)
+    std::set<std::string> refused_by;  // did not apply it
     DoneFn done;
     std::string delta;
     Clock::TimerId timer = 0;

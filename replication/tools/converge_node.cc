@@ -162,6 +162,12 @@ class NodeProcess {
     options.write_timeout_ms = flags_.write_timeout_ms;
     options.fanout = flags_.fanout;
     options.min_replicas = flags_.min_replicas;
+    // What the node cannot do by itself is logged even with --quiet (which
+    // silences the transport's connection lines): it is rare, rate-limited,
+    // and an operator must see it.
+    options.log = [name = flags_.name](const std::string& line) {
+      Complain("converge-node[" + name + "]: " + line);
+    };
     options.max_message_bytes = std::min(options.max_message_bytes, transport_.max_frame_bytes());
     node_ = std::make_unique<Node>(options, store_, transport_, clock_, registry_);
     return OnNode(clock_, [this] { return node_->Start(); });
@@ -367,7 +373,8 @@ class NodeProcess {
         << " deltas_acked=" << n.deltas_acked << " deltas_applied=" << n.deltas_applied
         << " intervals_rejected=" << n.intervals_rejected << " ae_sessions=" << n.ae_sessions
         << " ae_repairs=" << n.ae_repairs << " ae_keys_repaired=" << n.ae_keys_repaired
-        << " messages_rejected=" << n.messages_rejected << " retirements=" << n.retirements
+        << " messages_rejected=" << n.messages_rejected
+        << " entries_rejected=" << n.entries_rejected << " retirements=" << n.retirements
         << " write_timeouts=" << n.write_timeouts << " buffer_entries=" << n.buffer_entries
         << " rounds=" << n.rounds << " timestamps_rejected=" << n.timestamps_rejected
         << " cluster_clock_offset_ms=" << n.cluster_clock_offset_ms

@@ -613,6 +613,7 @@ class CartService::Impl {
                   {"bytes_sent", s.bytes_sent},
                   {"bytes_received", s.bytes_received},
                   {"messages_rejected", s.messages_rejected},
+                  {"entries_rejected", s.entries_rejected},
                   {"retirements", s.retirements},
                   {"write_timeouts", s.write_timeouts},
                   {"buffer_entries", s.buffer_entries},

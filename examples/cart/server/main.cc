@@ -106,6 +106,7 @@ int Run(const Flags& flags) {
   node_options.seeds = flags.seeds;
   node_options.gossip_interval_ms = flags.gossip_interval_ms;
   node_options.min_replicas = flags.min_replicas;
+  node_options.log = [who](const std::string& line) { Log(who + ": " + line); };
   node_options.metadata =
       nlohmann::json{{"http", flags.http}, {"ctx_key", keyring->Advertised()}}.dump();
   node_options.max_message_bytes =
