@@ -81,7 +81,13 @@ class HashTree {
   void Update(std::string_view key, std::optional<std::uint64_t> before, std::uint64_t after) {
     std::uint64_t change = Contribution(key, after);
     if (before) change ^= Contribution(key, *before);
-    std::uint64_t index = LeafOf(key);
+    XorLeaf(LeafOf(key), change);
+  }
+
+  // XORs `change` into a leaf's hash and every node above it (a leaf's hash
+  // is the XOR of its keys' contributions; a node's, of its children's).
+  void XorLeaf(std::uint32_t leaf, std::uint64_t change) {
+    std::uint64_t index = leaf;
     for (int level = depth_; level >= 0; --level) {
       levels_[static_cast<std::size_t>(level)][index] ^= change;
       index /= kFanout;

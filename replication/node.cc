@@ -25,6 +25,7 @@
 #include "replication/internal/messages.h"
 #include "replication/internal/read_every_field.h"
 #include "replication/internal/records.h"
+#include "replication/internal/verifier.h"
 #include "replication/protocol.capnp.h"
 
 namespace converge::replication {
@@ -65,13 +66,15 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
         applier_(node.store_, *node.registry_, node.tree_, node.hlc_, stats_),
         deltas_(node.options_, membership_, outbox_, node.clock_, stats_, *this),
         ae_(node.options_, node.store_, node.tree_, membership_, outbox_, node.clock_, rng_, stats_,
-            *this) {}
+            *this),
+        verifier_(node.store_, node.tree_, stats_) {}
 
   Status Start() {
     if (n_.options_.metadata.size() > kMaxMetadataBytes) {
       return InvalidArgument("node metadata exceeds " + std::to_string(kMaxMetadataBytes) +
                              " bytes");
     }
+    store_reopens_ = n_.store_.reopens();
     const storage::Identity identity = n_.store_.identity();
     n_.self_ = identity.replica;
     n_.hlc_.Restore(n_.store_.hlc_high_water());
@@ -284,6 +287,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
         if (m.state != internal::MemberState::kLeft) deltas_.SendTo(name);
       }
     }
+    CheckStore();
   }
 
   // --- subscriptions ---------------------------------------------------------
@@ -314,6 +318,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
   }
 
   void Round() {
+    CheckStore();
     ++stats_.rounds;
     membership_.Beat();
     const std::uint64_t now = n_.clock_.NowMs();
@@ -344,6 +349,55 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
         stats_.rounds % static_cast<std::uint64_t>(n_.options_.ae_every_rounds) == 0 &&
         !live.empty()) {
       ae_.Round(live, now, rng_());
+    }
+    Verify();
+  }
+
+  // --- self-checking state ---------------------------------------------------------
+
+  // After the store reopened from a disk error it may hold writes that were
+  // reported as failed (their batch reached the log before the sync
+  // failed): the digest tree and sequences are read back from it before the
+  // node goes on (called at the start and end of everything the node does).
+  void CheckStore() {
+    const std::uint64_t reopens = n_.store_.reopens();
+    if (reopens == store_reopens_) return;
+    if (Status s = Reload(); !s.ok()) {
+      log_.Warn(
+          "replication: the store reopened after a disk error, but reading the digest "
+          "tree back failed (tried again): " +
+          s.ToString());
+      return;
+    }
+    store_reopens_ = reopens;
+  }
+
+  Status Reload() {
+    HashTree tree(n_.options_.tree_depth);
+    CONVERGE_RETURN_IF_ERROR(internal::records::LoadTree(n_.store_, tree));
+    StatusOr<std::uint64_t> seq = internal::records::LoadUpdateSequence(n_.store_);
+    if (!seq.ok()) return seq.status();
+    CONVERGE_RETURN_IF_ERROR(applier_.LoadOrigins());
+    const bool changed = tree.root() != n_.tree_.root();
+    n_.tree_ = std::move(tree);
+    n_.update_seq_ = std::max(n_.update_seq_, *seq);
+    ae_.StopStreaming();
+    ++stats_.store_reloads;
+    log_.Warn(std::string("replication: the store reopened after a disk error; the digest tree "
+                          "and sequences were read back from it") +
+              (changed ? " (they changed: writes reported as failed had reached the store)" : ""));
+    return Status::Ok();
+  }
+
+  // A few keys of the store against the digest index and the tree, each
+  // round; what is wrong is fixed, counted and logged.
+  void Verify() {
+    if (n_.options_.verify_keys_per_round == 0) return;
+    StatusOr<std::uint64_t> repaired = verifier_.Step(n_.options_.verify_keys_per_round);
+    if (repaired.ok() && *repaired > 0) {
+      log_.Warn("replication: verification found " + std::to_string(*repaired) +
+                " digest index entries or tree leaves that did not match the stored states, "
+                "and repaired them");
     }
   }
 
@@ -418,6 +472,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
     } catch (const kj::Exception&) {
       ++stats_.messages_rejected;
     }
+    CheckStore();
   }
 
   void OnGossip(const std::string& from, std::uint64_t generation, wire::Gossip::Reader gossip) {
@@ -540,7 +595,9 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
     CONVERGE_RETURN_IF_ERROR(n_.registry_->Validate(state, options).WithContext("state to merge"));
     const std::uint64_t before = n_.tree_.root();
     const internal::RemoteEntry entry{key, state, 0, 0};
-    CONVERGE_RETURN_IF_ERROR(ApplyRemote("a repair", {&entry, 1}, Source::kMerge));
+    const Status applied = ApplyRemote("a repair", {&entry, 1}, Source::kMerge);
+    CheckStore();
+    CONVERGE_RETURN_IF_ERROR(applied);
     return n_.tree_.root() != before;
   }
 
@@ -589,6 +646,8 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
   internal::StateApplier applier_;
   internal::DeltaIntervals deltas_;
   internal::AntiEntropy ae_;
+  internal::Verifier verifier_;
+  std::uint64_t store_reopens_ = 0;  // the store's reopens() our tree reflects
   bool running_ = false;
   Clock::TimerId round_timer_ = 0;
   std::mutex incoming_mu_;

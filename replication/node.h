@@ -87,6 +87,11 @@ struct NodeOptions {
   int ae_every_rounds = 1;  // an anti-entropy session every N rounds
   std::uint64_t ae_session_timeout_ms = 5'000;
   int tree_depth = 4;  // 16^depth leaves
+  // Self-checking state: keys of the store verified per round against the
+  // digest index and tree (and repaired; NodeStats::digests_repaired,
+  // tree_leaves_repaired). 0: never. At 256 and 200 ms rounds a store of a
+  // million keys is verified about every 13 minutes.
+  std::size_t verify_keys_per_round = 256;
   std::uint64_t hlc_max_offset_ms = crdt::Hlc::kDefaultMaxOffsetMs;
   std::uint64_t seed = 0;  // randomness (peer choice); 0: from the clock
   // Where the node reports what it could not do by itself — an entry from a
@@ -131,6 +136,14 @@ struct NodeStats {
   std::uint64_t entries_rejected = 0;
   std::uint64_t timestamps_rejected = 0;  // LWW writes too far in the future
   std::uint64_t retirements = 0;          // new incarnations (at start, after a rollback)
+  // Self-checking state: the digest tree and sequences read back after the
+  // store reopened from a disk error; full verifications of the digest
+  // index and tree against the states; what those found wrong and fixed
+  // (always 0 unless something is broken: a disk, a bug).
+  std::uint64_t store_reloads = 0;
+  std::uint64_t verify_passes = 0;
+  std::uint64_t digests_repaired = 0;
+  std::uint64_t tree_leaves_repaired = 0;
   // The cluster's wall clock minus ours (the median of the live members'
   // clocks and ours): far from 0, our clock is wrong. Far-future LWW
   // timestamps are judged against the cluster's time when ours is behind.

@@ -8,4 +8,5 @@ set(CONVERGE_NODE_SOURCES
     internal/delta_intervals.cc
     internal/membership.cc
     internal/messages.cc
-    internal/records.cc)
+    internal/records.cc
+    internal/verifier.cc)

@@ -70,6 +70,7 @@ class RocksStore final : public Store {
   [[nodiscard]] std::uint64_t ApproximateDiskBytes() const;
   // How often the database was reopened after a disk error (docs/storage.md).
   [[nodiscard]] std::uint64_t disk_error_recoveries() const;
+  [[nodiscard]] std::uint64_t reopens() const override { return disk_error_recoveries(); }
   // Compacts the whole key space (merges operands into states).
   [[nodiscard]] Status CompactAll();
 

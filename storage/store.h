@@ -157,6 +157,13 @@ class Store {
 
   // Flushes and records a clean shutdown. Further calls fail.
   [[nodiscard]] virtual Status Close() = 0;
+
+  // How often the store reopened itself after a disk error (any thread).
+  // After a reopen it may hold writes that were reported as failed (a batch
+  // whose sync failed may still have reached the log and be replayed): a
+  // user that derives anything from what writes returned (the node's digest
+  // tree and sequences) must read it back. 0 for stores that never reopen.
+  [[nodiscard]] virtual std::uint64_t reopens() const { return 0; }
 };
 
 inline std::string_view DurabilityName(Durability durability) {

@@ -240,7 +240,7 @@ void AntiEntropy::OnNodes(const std::string& from, wire::AeNodes::Reader msg) {
 std::vector<std::pair<std::string, std::uint64_t>> AntiEntropy::LeafKeys(std::uint32_t leaf) {
   std::vector<std::pair<std::string, std::uint64_t>> keys;
   (void)records::ScanDigests(store_, leaf, leaf + 1, tree_.leaf_count(),
-                             [&](std::string_view key, std::uint64_t digest) {
+                             [&](std::uint32_t, std::string_view key, std::uint64_t digest) {
                                keys.emplace_back(std::string(key), digest);
                                return true;
                              });
@@ -307,7 +307,7 @@ void AntiEntropy::PushLeafRanges(
   int sent = 0;
   for (const auto& [first, last] : ranges) {
     (void)records::ScanDigests(store_, first, last, tree_.leaf_count(),
-                               [&](std::string_view k, std::uint64_t) {
+                               [&](std::uint32_t, std::string_view k, std::uint64_t) {
                                  std::string key(k);
                                  StatusOr<std::optional<std::string>> state = store_.Get(key);
                                  if (!state.ok() || !state->has_value()) return true;

@@ -66,6 +66,13 @@ class AntiEntropy {
   // order: sequential reads there, sequential writes here) before comparing
   // trees.
   void set_bootstrap(bool empty) { want_stream_ = empty; }
+  // Compares trees from now on, also if the stream had not ended (the
+  // store changed under it: it reopened after a disk error).
+  void StopStreaming() {
+    want_stream_ = false;
+    stream_peer_.clear();
+    touched_while_streaming_.clear();
+  }
 
   // The round's session: with one of the `live` members that needs one,
   // else a random one (`start`: a random number), skipping those whose

@@ -116,7 +116,7 @@ StatusOr<Applied> StateApplier::Apply(std::span<const RemoteEntry> entries,
 Status StateApplier::LoadOrigins() {
   StatusOr<std::map<std::uint64_t, std::uint64_t>> origins = records::LoadOrigins(store_);
   if (!origins.ok()) return origins.status();
-  origins_ = std::move(origins).value();
+  for (const auto& [origin, seq] : *origins) origins_[origin] = std::max(origins_[origin], seq);
   return Status::Ok();
 }
 

@@ -80,7 +80,8 @@ class StateApplier {
   // nothing was written.
   StatusOr<Applied> Apply(std::span<const RemoteEntry> entries, const Options& options);
 
-  // The origin table: the highest update sequence held of each replica.
+  // The origin table: the highest update sequence held of each replica
+  // (loading keeps the greater of what is held and what is stored).
   Status LoadOrigins();
   [[nodiscard]] const std::map<std::uint64_t, std::uint64_t>& origins() const { return origins_; }
 

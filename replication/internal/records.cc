@@ -79,7 +79,9 @@ Status ScanDigests(storage::Store& store, std::uint32_t first, std::uint32_t las
                        [&](std::string_view k, std::string_view v) {
                          const auto digest = ReadFixed64(v);
                          if (k.size() < skip || !digest) return true;
-                         return fn(k.substr(skip), *digest);
+                         const auto leaf = static_cast<std::uint32_t>(
+                             ReadBigEndian(k.substr(kDigestPrefix.size(), 4)));
+                         return fn(leaf, k.substr(skip), *digest);
                        });
 }
 
@@ -91,7 +93,7 @@ void PutDigest(storage::WriteBatch& batch, const HashTree& tree, std::string_vie
 Status LoadTree(storage::Store& store, HashTree& tree) {
   tree.Clear();
   return ScanDigests(store, 0, tree.leaf_count(), tree.leaf_count(),
-                     [&](std::string_view key, std::uint64_t digest) {
+                     [&](std::uint32_t, std::string_view key, std::uint64_t digest) {
                        tree.Update(key, std::nullopt, digest);
                        return true;
                      });

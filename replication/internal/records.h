@@ -39,9 +39,11 @@ std::optional<std::uint64_t> ReadFixed64(std::string_view bytes);
 std::string DigestKey(std::uint32_t leaf, std::string_view key);
 // The first digest key of `leaf`; for leaf >= leaf_count, the end of the index.
 std::string DigestLeafBegin(std::uint32_t leaf, std::uint32_t leaf_count);
-// Calls fn(key, digest) for the keys of leaves [first, last), in leaf order
-// (malformed entries are skipped); fn returns false to stop.
-using DigestFn = std::function<bool(std::string_view key, std::uint64_t digest)>;
+// Calls fn(leaf, key, digest) for the keys of leaves [first, last), in leaf
+// order (`leaf`: the one the entry is filed under; malformed entries are
+// skipped); fn returns false to stop.
+using DigestFn =
+    std::function<bool(std::uint32_t leaf, std::string_view key, std::uint64_t digest)>;
 Status ScanDigests(storage::Store& store, std::uint32_t first, std::uint32_t last,
                    std::uint32_t leaf_count, const DigestFn& fn);
 // Puts a key's digest into `batch`.

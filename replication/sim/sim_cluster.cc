@@ -374,16 +374,23 @@ void Simulation::StartNode(int i) {
   if (n.node) Trace("start " + n.name + " as replica " + std::to_string(n.node->replica().value()));
 }
 
+// The counters a run reports, summed over a node's processes and the nodes.
+void AddCounters(NodeStats& into, const NodeStats& s) {
+  into.retirements += s.retirements;
+  into.ae_keys_repaired += s.ae_keys_repaired;
+  into.intervals_rejected += s.intervals_rejected;
+  into.messages_rejected += s.messages_rejected;
+  into.timestamps_rejected += s.timestamps_rejected;
+  into.entries_rejected += s.entries_rejected;
+  into.digests_repaired += s.digests_repaired;
+  into.tree_leaves_repaired += s.tree_leaves_repaired;
+}
+
 void Simulation::CrashNode(int i) {
   SimNode& n = nodes_[static_cast<std::size_t>(i)];
   if (!n.up()) return;
   n.node->Stop();
-  const NodeStats s = n.node->stats();
-  n.past.retirements += s.retirements;
-  n.past.ae_keys_repaired += s.ae_keys_repaired;
-  n.past.intervals_rejected += s.intervals_rejected;
-  n.past.messages_rejected += s.messages_rejected;
-  n.past.timestamps_rejected += s.timestamps_rejected;
+  AddCounters(n.past, n.node->stats());
   n.node.reset();
   n.transport.reset();
   n.clock.reset();
@@ -625,20 +632,8 @@ void Simulation::CheckMembership(SimulationReport& report) const {
 NodeStats Simulation::TotalStats() const {
   NodeStats total;
   for (const SimNode& n : nodes_) {
-    NodeStats s = n.past;
-    if (n.up()) {
-      const NodeStats now = n.node->stats();
-      s.retirements += now.retirements;
-      s.ae_keys_repaired += now.ae_keys_repaired;
-      s.intervals_rejected += now.intervals_rejected;
-      s.messages_rejected += now.messages_rejected;
-      s.timestamps_rejected += now.timestamps_rejected;
-    }
-    total.timestamps_rejected += s.timestamps_rejected;
-    total.retirements += s.retirements;
-    total.ae_keys_repaired += s.ae_keys_repaired;
-    total.intervals_rejected += s.intervals_rejected;
-    total.messages_rejected += s.messages_rejected;
+    AddCounters(total, n.past);
+    if (n.up()) AddCounters(total, n.node->stats());
   }
   return total;
 }
@@ -849,6 +844,18 @@ SimulationReport Simulation::Run() {
   Check(report);
 
   const NodeStats stats = TotalStats();
+  // The simulated stores never fail: the self-check must find nothing.
+  if (stats.digests_repaired + stats.tree_leaves_repaired > 0) {
+    report.violations.push_back(
+        "self-checking state repaired " + std::to_string(stats.digests_repaired) +
+        " digest index entries and " + std::to_string(stats.tree_leaves_repaired) +
+        " tree leaves: the node's derived state drifted from its store");
+  }
+  // Every node runs the same types: nothing may be rejected.
+  if (stats.entries_rejected > 0) {
+    report.violations.push_back(std::to_string(stats.entries_rejected) +
+                                " remote entries rejected between nodes of one version");
+  }
   report.retirements = stats.retirements;
   report.timestamps_rejected = stats.timestamps_rejected;
   report.ae_keys_repaired = stats.ae_keys_repaired;

@@ -375,6 +375,9 @@ class NodeProcess {
         << " ae_repairs=" << n.ae_repairs << " ae_keys_repaired=" << n.ae_keys_repaired
         << " messages_rejected=" << n.messages_rejected
         << " entries_rejected=" << n.entries_rejected << " retirements=" << n.retirements
+        << " store_reloads=" << n.store_reloads << " verify_passes=" << n.verify_passes
+        << " digests_repaired=" << n.digests_repaired
+        << " tree_leaves_repaired=" << n.tree_leaves_repaired
         << " write_timeouts=" << n.write_timeouts << " buffer_entries=" << n.buffer_entries
         << " rounds=" << n.rounds << " timestamps_rejected=" << n.timestamps_rejected
         << " cluster_clock_offset_ms=" << n.cluster_clock_offset_ms
