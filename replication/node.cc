@@ -109,6 +109,9 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
     StatusOr<std::vector<internal::records::MemberRecord>> known =
         internal::records::LoadMembers(n_.store_);
     if (!known.ok()) return known.status().WithContext("load members");
+    StatusOr<std::vector<internal::records::ForgottenRecord>> forgotten =
+        internal::records::LoadForgotten(n_.store_);
+    if (!forgotten.ok()) return forgotten.status().WithContext("load forgotten members");
     StatusOr<std::vector<internal::records::ProgressRecord>> progress =
         internal::records::LoadProgress(n_.store_);
     if (!progress.ok()) return progress.status().WithContext("load delta progress");
@@ -117,7 +120,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
     internal::records::PutGeneration(generation, membership_.generation());
     CONVERGE_RETURN_IF_ERROR(n_.store_.Write(generation).WithContext("record generation"));
     ae_.set_bootstrap(n_.tree_.root() == 0);
-    membership_.Restore(std::move(known).value(), n_.clock_.NowMs());
+    membership_.Restore(std::move(known).value(), std::move(forgotten).value(), n_.clock_.NowMs());
     running_ = true;
     n_.transport_.Start([this](const std::string& from, std::string frame) {
       if (running_) OnFrame(from, std::move(frame));
@@ -322,7 +325,16 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
     ++stats_.rounds;
     membership_.Beat();
     const std::uint64_t now = n_.clock_.NowMs();
-    membership_.UpdateStates(now);
+    membership_.UpdateStates(now, n_.clock_.WallMs());
+    if (n_.options_.forget_dead_after_ms > 0) {
+      for (const std::string& name : membership_.Dead()) {
+        const internal::Member& m = membership_.members().at(name);
+        if (now - m.last_change_ms < n_.options_.forget_dead_after_ms) continue;
+        log_.Warn("replication: forgetting member " + name + ", dead for " +
+                  std::to_string((now - m.last_change_ms) / 1000) + " s (forget_dead_after_ms)");
+        (void)Forget(name);
+      }
+    }
     deltas_.Trim();
     // Alive and suspected members: gossip and deltas to `fanout` of them.
     std::vector<std::string> live = membership_.Live();
@@ -476,7 +488,25 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
   }
 
   void OnGossip(const std::string& from, std::uint64_t generation, wire::Gossip::Reader gossip) {
-    membership_.Merge(gossip.getMembers(), n_.clock_.NowMs());
+    const internal::Membership::Merged merged = membership_.Merge(gossip, n_.clock_.NowMs());
+    for (const std::string& name : merged.removed) {
+      log_.Warn("replication: member " + name + " was forgotten (learned from " + from + ")");
+      Forgotten(name);
+    }
+    if (merged.self_forgotten && *merged.self_forgotten >= membership_.generation()) {
+      RejoinAsNew(*merged.self_forgotten, from);
+    }
+    if (!membership_.contains(from)) {
+      // A forgotten process (it was cut off when it was forgotten): not a
+      // peer, but it must learn that it was forgotten to rejoin as new.
+      for (const auto e : gossip.getMembers()) {
+        if (e.getName() == from) {
+          SendGossip(Endpoint{from, e.getAddress()});
+          break;
+        }
+      }
+      return;
+    }
     deltas_.OnGossip(from, generation);
     // Dot safety: a peer holding more of our updates than we do means our
     // history was rolled back. Retire this ReplicaId before issuing dots.
@@ -486,6 +516,39 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
         break;
       }
     }
+  }
+
+  // --- forgetting members -----------------------------------------------------------
+
+  Status Forget(const std::string& name) {
+    CONVERGE_RETURN_IF_ERROR(membership_.Forget(name, n_.clock_.WallMs()));
+    Forgotten(name);
+    return Status::Ok();
+  }
+
+  // `name` is no longer a member: what the protocols kept of it goes.
+  void Forgotten(const std::string& name) {
+    ++stats_.members_forgotten;
+    ae_.Forget(name);
+    storage::WriteBatch batch;
+    internal::records::DeleteProgress(batch, name);
+    (void)n_.store_.Write(batch);  // best effort: a stale record is only a position
+    deltas_.Forget(name);
+  }
+
+  // The cluster forgot this node's process (an operator took it for gone
+  // for good): it goes on as a new member, under a generation above the
+  // forgotten one and a new ReplicaId, never under its old identity.
+  void RejoinAsNew(std::uint64_t forgotten_generation, const std::string& from) {
+    membership_.set_generation(
+        std::max(forgotten_generation + 1, (n_.clock_.WallMs() << 16) | (rng_() & 0xffff)));
+    storage::WriteBatch batch;
+    internal::records::PutGeneration(batch, membership_.generation());
+    (void)n_.store_.Write(batch);  // a restart takes a greater one anyway
+    (void)Retire();                // on failure: dots stay safe, the id is only reused
+    ++stats_.rejoined_as_new;
+    log_.Warn("replication: this node was forgotten by the cluster (learned from " + from +
+              "); it rejoins as a new member");
   }
 
   // Continues under a new incarnation: a fresh ReplicaId whose update
@@ -685,6 +748,11 @@ void Node::Merge(std::string key, std::string state, std::function<void(StatusOr
   clock_.Post([this, key = std::move(key), state = std::move(state), done = std::move(done)] {
     done(impl_->Merge(key, state));
   });
+}
+
+void Node::Forget(std::string name, std::function<void(Status)> done) {
+  clock_.Post(
+      [this, name = std::move(name), done = std::move(done)] { done(impl_->Forget(name)); });
 }
 
 std::uint64_t Node::Subscribe(std::string prefix, ChangeFn fn) {

@@ -81,6 +81,9 @@ struct NodeOptions {
   int fanout = 3;                          // peers per round for gossip and deltas
   std::uint64_t suspect_after_ms = 2'000;  // no heartbeat for this long: suspect
   std::uint64_t dead_after_ms = 6'000;     // ... and this long: dead
+  // A member dead this long is forgotten (as by Forget) by this node. 0:
+  // only an operator forgets members.
+  std::uint64_t forget_dead_after_ms = 0;
   std::size_t max_message_bytes = std::size_t{1} << 20;
   std::size_t delta_buffer_max_bytes = std::size_t{64} << 20;
   std::uint64_t write_timeout_ms = 5'000;
@@ -136,6 +139,8 @@ struct NodeStats {
   std::uint64_t entries_rejected = 0;
   std::uint64_t timestamps_rejected = 0;  // LWW writes too far in the future
   std::uint64_t retirements = 0;          // new incarnations (at start, after a rollback)
+  std::uint64_t members_forgotten = 0;    // by an operator, a peer, or forget_dead_after_ms
+  std::uint64_t rejoined_as_new = 0;      // times this node learned it was forgotten
   // Self-checking state: the digest tree and sequences read back after the
   // store reopened from a disk error; full verifications of the digest
   // index and tree against the states; what those found wrong and fixed
@@ -211,6 +216,14 @@ class Node {
   // change to peers. `done` (on the executor) gets whether the state changed.
   // For repair tools (coherence-check --repair).
   void Merge(std::string key, std::string state, std::function<void(StatusOr<bool>)> done);
+
+  // Removes a member that is gone for good (dead, or left): `majority` and
+  // `all` no longer count it, and the peers this node gossips with forget it
+  // too. Its process, should it come back under the same name, rejoins as a
+  // new member (a new generation and a new ReplicaId). `done` (on the
+  // executor): NotFound for no such member, FailedPrecondition for a member
+  // that is alive or suspected.
+  void Forget(std::string name, std::function<void(Status)> done);
 
   // Calls fn(key, old, new) on the executor for each change of a key that
   // starts with `prefix`, local or remote. Returns an id for Unsubscribe.

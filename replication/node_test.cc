@@ -915,5 +915,113 @@ TEST(NodeTest, VerificationRepairsTheDigestIndexAndTree) {
   node.Stop();
 }
 
+// A member that died without leaving counts toward `all` until an operator
+// forgets it; then `all` counts the rest, every member learns it by gossip,
+// and its process, should it come back, rejoins as a new member (a new
+// generation and ReplicaId), never under its old identity.
+TEST(NodeTest, AForgottenMemberStopsCountingAndComesBackAsANewMember) {
+  using Set = crdt::OrSet<std::string>;
+  sim::SimWorld world(35);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  std::vector<SimNode> nodes(3);
+  const auto start = [&](int i) {
+    const std::string name = "n" + std::to_string(i);
+    auto& n = nodes[static_cast<std::size_t>(i)];
+    if (!n.store) {
+      n.store = std::make_unique<storage::MemoryStore>(
+          registry, crdt::ReplicaId{static_cast<std::uint64_t>(i) + 600});
+    }
+    n.clock = std::make_unique<sim::SimClock>(world);
+    n.transport = std::make_unique<sim::SimTransport>(world, name);
+    NodeOptions options;
+    options.name = name;
+    options.address = name;
+    options.seeds = {"n0"};
+    options.seed = static_cast<std::uint64_t>(i) + 1;
+    options.write_timeout_ms = 2'000;
+    n.node = std::make_unique<Node>(options, *n.store, *n.transport, *n.clock, registry);
+    ASSERT_TRUE(n.node->Start().ok());
+  };
+  for (int i = 0; i < 3; ++i) start(i);
+  world.RunFor(1000);
+  const auto write_all = [&](const std::string& element) {
+    std::optional<Status> result;
+    nodes[0].node->Update<Set>(
+        "set:k", [&](Set& s, crdt::ReplicaId r) { return s.Add(r, element); },
+        WriteConsistency::kAll, [&](StatusOr<Set> d) { result = d.status(); });
+    world.RunFor(3000);
+    return result.value_or(Status(StatusCode::kInternal, "no answer"));
+  };
+  const auto members_of = [&](int i) {
+    std::set<std::string> names;
+    for (const PeerStatus& p : nodes[static_cast<std::size_t>(i)].node->Peers()) {
+      names.insert(p.name + ":" + p.state);
+    }
+    return names;
+  };
+  EXPECT_TRUE(write_all("a").ok());
+  nodes[2].node->Update<Set>(
+      "set:n2", [&](Set& s, crdt::ReplicaId r) { return s.Add(r, "x"); }, WriteConsistency::kLocal,
+      [](StatusOr<Set> d) { EXPECT_TRUE(d.ok()); });
+  world.RunFor(100);
+
+  // n2 dies without leaving.
+  const std::uint64_t old_replica = nodes[2].node->replica().value();
+  nodes[2].node->Stop();
+  nodes[2].node.reset();
+  world.RunFor(8000);
+  EXPECT_EQ(write_all("b").code(), StatusCode::kDeadlineExceeded);
+
+  std::optional<Status> refused;
+  nodes[0].node->Forget("n1", [&](Status s) { refused = s; });
+  std::optional<Status> unknown;
+  nodes[0].node->Forget("n9", [&](Status s) { unknown = s; });
+  std::optional<Status> forgot;
+  nodes[0].node->Forget("n2", [&](Status s) { forgot = s; });
+  world.RunFor(1000);
+  EXPECT_EQ(refused.value_or(Status::Ok()).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(unknown.value_or(Status::Ok()).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(forgot.has_value());
+  EXPECT_TRUE(forgot->ok()) << *forgot;
+  EXPECT_EQ(members_of(0), (std::set<std::string>{"n1:alive"}));
+  EXPECT_EQ(members_of(1), (std::set<std::string>{"n0:alive"})) << "learned by gossip";
+  EXPECT_TRUE(write_all("c").ok());
+
+  // n2's process comes back with its data: a new member, counted again.
+  start(2);
+  world.RunFor(3000);
+  EXPECT_EQ(members_of(0), (std::set<std::string>{"n1:alive", "n2:alive"}));
+  EXPECT_EQ(members_of(2), (std::set<std::string>{"n0:alive", "n1:alive"}));
+  EXPECT_NE(nodes[2].node->replica().value(), old_replica);
+  EXPECT_TRUE(write_all("d").ok());
+  // A process forgotten while it was only cut off (still running, under the
+  // forgotten generation) learns it once it hears from the others, and
+  // moves to a new identity.
+  const auto cut = [&](bool on) {
+    for (const char* other : {"n0", "n1"}) {
+      if (on) {
+        nodes[2].transport->Block(other);
+      } else {
+        nodes[2].transport->UnblockAll();
+      }
+    }
+  };
+  const std::uint64_t before_cut = nodes[2].node->replica().value();
+  cut(true);
+  world.RunFor(8000);
+  forgot.reset();
+  nodes[0].node->Forget("n2", [&](Status s) { forgot = s; });
+  world.RunFor(1000);
+  ASSERT_TRUE(forgot.has_value());
+  EXPECT_TRUE(forgot->ok()) << *forgot;
+  cut(false);
+  world.RunFor(3000);
+  EXPECT_EQ(nodes[2].node->stats().rejoined_as_new, 1u);
+  EXPECT_NE(nodes[2].node->replica().value(), before_cut);
+  EXPECT_EQ(members_of(0), (std::set<std::string>{"n1:alive", "n2:alive"}));
+  EXPECT_TRUE(write_all("e").ok());
+  for (auto& n : nodes) n.node->Stop();
+}
+
 }  // namespace
 }  // namespace converge::replication

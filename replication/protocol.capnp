@@ -52,9 +52,19 @@ struct OriginSeq {
   seq @1 :UInt64;
 }
 
+# A member an operator removed (converge-node `forget NAME`): its entries up
+# to `generation` are ignored wherever they come from; a process of that name
+# with a greater generation is a new member.
+struct Forgotten {
+  name @0 :Text;
+  generation @1 :UInt64;
+  wallMs @2 :UInt64;      # when it was forgotten (tombstones expire)
+}
+
 struct Gossip {
   members @0 :List(Member);
   origins @1 :List(OriginSeq);
+  forgotten @2 :List(Forgotten);
 }
 
 # --- Delta propagation (Almeida et al., delta intervals) -----------------

@@ -66,6 +66,11 @@ class AntiEntropy {
   // order: sequential reads there, sequential writes here) before comparing
   // trees.
   void set_bootstrap(bool empty) { want_stream_ = empty; }
+  // A member was forgotten: no session with it goes on.
+  void Forget(const std::string& name) {
+    sessions_.erase(name);
+    if (stream_peer_ == name) stream_peer_.clear();
+  }
   // Compares trees from now on, also if the stream had not ended (the
   // store changed under it: it reopened after a disk error).
   void StopStreaming() {

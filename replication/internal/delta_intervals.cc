@@ -242,6 +242,26 @@ void DeltaIntervals::FailWaits(const Status& status) {
   }
 }
 
+void DeltaIntervals::Forget(const std::string& name) {
+  peers_.erase(name);
+  if (!membership_.Known()) return;
+  for (auto it = waits_.begin(); it != waits_.end();) {
+    PendingWrite& w = it->second;
+    w.acked_by.erase(name);
+    w.refused_by.erase(name);
+    if (w.acked_by.size() < membership_.AcksNeeded(w.consistency)) {
+      ++it;
+      continue;
+    }
+    clock_.Cancel(w.timer);
+    auto done = std::move(w.done);
+    std::string delta = std::move(w.delta);
+    it = waits_.erase(it);
+    done(std::move(delta));
+  }
+  Trim();
+}
+
 // --- introspection -----------------------------------------------------------------------
 
 std::uint64_t DeltaIntervals::acked(const std::string& name) const {

@@ -95,6 +95,10 @@ class DeltaIntervals {
   // Every waiting write learns that its confirmations will not come.
   void FailWaits(const Status& status);
 
+  // A member was forgotten: its progress goes, and writes waiting for it
+  // count without it (the members left may now be enough).
+  void Forget(const std::string& name);
+
   // --- introspection ---
   [[nodiscard]] std::uint64_t acked(const std::string& name) const;
 

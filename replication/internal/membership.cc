@@ -19,11 +19,16 @@ std::string_view MemberStateName(MemberState s) {
   return "alive";
 }
 
-void Membership::Restore(std::vector<records::MemberRecord> members, std::uint64_t now) {
+void Membership::Restore(std::vector<records::MemberRecord> members,
+                         std::vector<records::ForgottenRecord> forgotten, std::uint64_t now) {
+  for (records::ForgottenRecord& record : forgotten) {
+    forgotten_[std::move(record.name)] = Tombstone{record.generation, record.wall_ms};
+  }
   for (records::MemberRecord& record : members) {
     if (record.name.empty() || record.name == options_.name) continue;
     Member m;
     m.left = record.left;
+    m.generation = record.generation;
     m.address = std::move(record.address);
     m.state = m.left ? MemberState::kLeft : MemberState::kAlive;
     m.last_change_ms = now;
@@ -47,7 +52,17 @@ std::optional<std::uint64_t> Membership::last_heard_ms(const std::string& name) 
   return it->second.last_heard_ms;
 }
 
-void Membership::UpdateStates(std::uint64_t now) {
+void Membership::UpdateStates(std::uint64_t now, std::uint64_t wall_ms) {
+  for (auto it = forgotten_.begin(); it != forgotten_.end();) {
+    if (wall_ms > it->second.wall_ms + kTombstoneMs) {
+      storage::WriteBatch batch;
+      records::DeleteForgotten(batch, it->first);
+      (void)store_.Write(batch);
+      it = forgotten_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   for (auto& [name, m] : members_) {
     if (m.left) {
       m.state = MemberState::kLeft;
@@ -60,17 +75,32 @@ void Membership::UpdateStates(std::uint64_t now) {
   }
 }
 
-void Membership::Merge(capnp::List<wire::Member>::Reader entries, std::uint64_t now) {
-  for (const auto e : entries) {
+Membership::Merged Membership::Merge(wire::Gossip::Reader gossip, std::uint64_t now) {
+  Merged merged;
+  for (const auto f : gossip.getForgotten()) {
+    const std::string name = f.getName();
+    if (name.empty()) continue;
+    if (name == options_.name) {
+      merged.self_forgotten = std::max(merged.self_forgotten.value_or(0), f.getGeneration());
+      continue;
+    }
+    if (Bury(name, Tombstone{f.getGeneration(), f.getWallMs()})) merged.removed.push_back(name);
+  }
+  for (const auto e : gossip.getMembers()) {
     const std::string name = e.getName();
     if (name.empty() || name == options_.name) continue;
+    if (const auto it = forgotten_.find(name);
+        it != forgotten_.end() && e.getGeneration() <= it->second.generation) {
+      continue;  // a forgotten process of it, passed on by a node that did not know
+    }
     const bool fresh = !members_.contains(name);
     Member& m = members_[name];
     const auto theirs = std::make_pair(e.getGeneration(), e.getHeartbeat());
     if (fresh || theirs > std::make_pair(m.generation, m.heartbeat)) {
       const bool left = e.getStatus() == wire::MemberStatus::LEFT;
       std::string address = e.getAddress();
-      if (fresh || m.address != address || m.left != left) Persist(name, address, left);
+      const bool changed =
+          fresh || m.address != address || m.left != left || m.generation != e.getGeneration();
       m.address = std::move(address);
       m.generation = e.getGeneration();
       m.heartbeat = e.getHeartbeat();
@@ -80,11 +110,57 @@ void Membership::Merge(capnp::List<wire::Member>::Reader entries, std::uint64_t 
       if (metadata.size() <= kMaxMetadataBytes) m.metadata = metadata;
       m.last_change_ms = now;
       m.state = m.left ? MemberState::kLeft : MemberState::kAlive;
+      if (changed) Persist(name, m);
     }
   }
+  return merged;
+}
+
+bool Membership::Bury(const std::string& name, Tombstone tombstone) {
+  if (const auto it = forgotten_.find(name);
+      it != forgotten_.end() && it->second.generation >= tombstone.generation) {
+    return false;  // known already
+  }
+  forgotten_[name] = tombstone;
+  storage::WriteBatch batch;
+  records::PutForgotten(batch,
+                        records::ForgottenRecord{name, tombstone.generation, tombstone.wall_ms});
+  const auto it = members_.find(name);
+  const bool removed = it != members_.end() && it->second.generation <= tombstone.generation;
+  if (removed) {
+    members_.erase(it);
+    contacts_.erase(name);
+    records::DeleteMember(batch, name);
+  }
+  (void)store_.Write(batch);  // best effort, as Persist
+  return removed;
+}
+
+Status Membership::Forget(const std::string& name, std::uint64_t wall_ms) {
+  const auto it = members_.find(name);
+  if (it == members_.end()) {
+    return Status(StatusCode::kNotFound, "no member named '" + name + "'");
+  }
+  if (it->second.state != MemberState::kDead && it->second.state != MemberState::kLeft) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "member '" + name + "' is " + std::string(MemberStateName(it->second.state)) +
+                      "; only a dead or departed member can be forgotten (stop it first)");
+  }
+  Bury(name, Tombstone{it->second.generation, wall_ms});
+  return Status::Ok();
 }
 
 void Membership::Fill(wire::Gossip::Builder gossip, std::uint64_t replica) const {
+  if (!forgotten_.empty()) {
+    auto out = gossip.initForgotten(static_cast<unsigned>(forgotten_.size()));
+    unsigned f = 0;
+    for (const auto& [name, tombstone] : forgotten_) {
+      out[f].setName(name);
+      out[f].setGeneration(tombstone.generation);
+      out[f].setWallMs(tombstone.wall_ms);
+      ++f;
+    }
+  }
   auto members = gossip.initMembers(static_cast<unsigned>(members_.size() + 1));
   auto self = members[0];
   self.setName(options_.name);
@@ -176,9 +252,9 @@ std::int64_t Membership::ClusterClockOffsetMs(std::uint64_t now) const {
   return (low < 0 ? -low : low) <= (high < 0 ? -high : high) ? low : high;
 }
 
-void Membership::Persist(const std::string& name, std::string_view address, bool left) {
+void Membership::Persist(const std::string& name, const Member& m) {
   storage::WriteBatch batch;
-  records::PutMember(batch, records::MemberRecord{name, std::string(address), left});
+  records::PutMember(batch, records::MemberRecord{name, m.address, m.left, m.generation});
   (void)store_.Write(batch);
 }
 

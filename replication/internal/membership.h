@@ -55,8 +55,10 @@ class Membership {
     ++heartbeat_;
   }
 
-  // The members the previous process of this node remembered (at start).
-  void Restore(std::vector<records::MemberRecord> members, std::uint64_t now);
+  // The members and forgotten members the previous process of this node
+  // remembered (at start).
+  void Restore(std::vector<records::MemberRecord> members,
+               std::vector<records::ForgottenRecord> forgotten, std::uint64_t now);
 
   // A message from `from` arrived; `clock_offset_ms` is their wall clock
   // minus ours when the message gave it.
@@ -64,14 +66,32 @@ class Membership {
              std::optional<std::int64_t> clock_offset_ms);
   [[nodiscard]] std::optional<std::uint64_t> last_heard_ms(const std::string& name) const;
 
-  // Suspicion and death from silence (each round).
-  void UpdateStates(std::uint64_t now);
+  // Suspicion and death from silence, and the expiry of forgotten members'
+  // tombstones (each round).
+  void UpdateStates(std::uint64_t now, std::uint64_t wall_ms);
 
-  // Joins the member entries of a gossip message (persisting new members and
-  // changed addresses).
-  void Merge(capnp::List<wire::Member>::Reader entries, std::uint64_t now);
-  // Fills a gossip message's member list: this node first, then every member.
+  struct Merged {
+    std::vector<std::string> removed;  // members forgotten by a peer's operator
+    // This node's own name is forgotten up to this generation.
+    std::optional<std::uint64_t> self_forgotten;
+  };
+  // Joins the member entries and forgotten members of a gossip message
+  // (persisting new members, changed addresses and generations, and
+  // tombstones).
+  Merged Merge(wire::Gossip::Reader gossip, std::uint64_t now);
+  // Fills a gossip message's member list (this node first, then every
+  // member) and forgotten members.
   void Fill(wire::Gossip::Builder gossip, std::uint64_t replica) const;
+
+  // Removes a member an operator declared gone for good: it must be dead or
+  // left. Its entries up to its current generation are ignored from now on
+  // (and by every node this one gossips with); a process of that name with
+  // a greater generation joins as a new member.
+  Status Forget(const std::string& name, std::uint64_t wall_ms);
+  // How long a tombstone is kept (and gossiped): a node cut off for longer
+  // may bring the forgotten member back as a dead one, to be forgotten again.
+  static constexpr std::uint64_t kTombstoneMs = 7ULL * 24 * 3600 * 1000;
+  [[nodiscard]] std::size_t forgotten() const { return forgotten_.size(); }
 
   [[nodiscard]] const std::map<std::string, Member>& members() const { return members_; }
   [[nodiscard]] bool empty() const { return members_.empty(); }
@@ -110,9 +130,16 @@ class Membership {
     std::uint64_t clock_sampled_ms = 0;
   };
 
+  struct Tombstone {
+    std::uint64_t generation = 0;
+    std::uint64_t wall_ms = 0;
+  };
+
   // Remembers a member for the next process (best effort: a failed write
   // only means a restart learns it again by gossip).
-  void Persist(const std::string& name, std::string_view address, bool left);
+  void Persist(const std::string& name, const Member& m);
+  // Records a tombstone and drops the member it covers; true if it did.
+  bool Bury(const std::string& name, Tombstone tombstone);
 
   const NodeOptions& options_;
   storage::Store& store_;
@@ -121,6 +148,7 @@ class Membership {
   bool left_ = false;
   std::map<std::string, Member> members_;
   std::map<std::string, Contact> contacts_;
+  std::map<std::string, Tombstone> forgotten_;
 };
 
 }  // namespace converge::replication::internal

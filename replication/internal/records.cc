@@ -14,6 +14,8 @@ constexpr std::string_view kOriginPrefix = "o/";
 constexpr std::string_view kOriginEnd = "o0";
 constexpr std::string_view kMemberPrefix = "m/";
 constexpr std::string_view kMemberEnd = "m0";
+constexpr std::string_view kForgottenPrefix = "f/";
+constexpr std::string_view kForgottenEnd = "f0";
 constexpr std::string_view kProgressPrefix = "x/";
 constexpr std::string_view kProgressEnd = "x0";
 
@@ -148,10 +150,15 @@ StatusOr<std::map<std::uint64_t, std::uint64_t>> LoadOrigins(storage::Store& sto
 // --- members -------------------------------------------------------------------------
 
 void PutMember(storage::WriteBatch& batch, const MemberRecord& member) {
-  // (Appended, not "L" + string: g++ 12 -O3 warns falsely on that, -Wrestrict.)
-  std::string record(1, member.left ? 'L' : 'A');
+  // (Appended, not "l" + string: g++ 12 -O3 warns falsely on that, -Wrestrict.)
+  std::string record(1, member.left ? 'l' : 'a');
+  record += Fixed64(member.generation);
   record += member.address;
   batch.PutAux(std::string(kMemberPrefix) + member.name, std::move(record));
+}
+
+void DeleteMember(storage::WriteBatch& batch, std::string_view name) {
+  batch.DeleteAux(std::string(kMemberPrefix) + std::string(name));
 }
 
 StatusOr<std::vector<MemberRecord>> LoadMembers(storage::Store& store) {
@@ -160,8 +167,14 @@ StatusOr<std::vector<MemberRecord>> LoadMembers(storage::Store& store) {
       store.ScanAux(kMemberPrefix, kMemberEnd, [&](std::string_view k, std::string_view v) {
         MemberRecord m;
         m.name = std::string(k.substr(kMemberPrefix.size()));
-        m.left = !v.empty() && v[0] == 'L';
-        m.address = std::string(v.substr(std::min<std::size_t>(1, v.size())));
+        const char flag = v.empty() ? 'A' : v[0];
+        m.left = flag == 'L' || flag == 'l';
+        std::string_view rest = v.substr(std::min<std::size_t>(1, v.size()));
+        if ((flag == 'a' || flag == 'l') && rest.size() >= 8) {
+          m.generation = ReadFixed64(rest.substr(0, 8)).value_or(0);
+          rest.remove_prefix(8);
+        }
+        m.address = std::string(rest);
         members.push_back(std::move(m));
         return true;
       });
@@ -169,11 +182,40 @@ StatusOr<std::vector<MemberRecord>> LoadMembers(storage::Store& store) {
   return members;
 }
 
+// --- forgotten members -------------------------------------------------------------
+
+void PutForgotten(storage::WriteBatch& batch, const ForgottenRecord& forgotten) {
+  batch.PutAux(std::string(kForgottenPrefix) + forgotten.name,
+               Fixed64(forgotten.generation) + Fixed64(forgotten.wall_ms));
+}
+
+void DeleteForgotten(storage::WriteBatch& batch, std::string_view name) {
+  batch.DeleteAux(std::string(kForgottenPrefix) + std::string(name));
+}
+
+StatusOr<std::vector<ForgottenRecord>> LoadForgotten(storage::Store& store) {
+  std::vector<ForgottenRecord> forgotten;
+  const Status scan =
+      store.ScanAux(kForgottenPrefix, kForgottenEnd, [&](std::string_view k, std::string_view v) {
+        if (v.size() != 16) return true;
+        forgotten.push_back(ForgottenRecord{std::string(k.substr(kForgottenPrefix.size())),
+                                            ReadFixed64(v.substr(0, 8)).value_or(0),
+                                            ReadFixed64(v.substr(8)).value_or(0)});
+        return true;
+      });
+  if (!scan.ok()) return scan;
+  return forgotten;
+}
+
 // --- delta progress --------------------------------------------------------------
 
 std::pair<std::string, std::string> ProgressEntry(const ProgressRecord& progress) {
   return {std::string(kProgressPrefix) + progress.peer,
           Fixed64(progress.generation) + Fixed64(progress.expected)};
+}
+
+void DeleteProgress(storage::WriteBatch& batch, std::string_view peer) {
+  batch.DeleteAux(std::string(kProgressPrefix) + std::string(peer));
 }
 
 StatusOr<std::vector<ProgressRecord>> LoadProgress(storage::Store& store) {

@@ -7,7 +7,12 @@
 //   u/seq                -> Fixed64          our update sequence
 //   u/gen                -> Fixed64          the last process generation
 //   o/<replica BE64>     -> Fixed64          the highest update seq held of an origin
-//   m/<name>             -> 'A'|'L' address  a member (alive or left)
+//   m/<name>             -> 'a'|'l' Fixed64 generation, address
+//                                            a member (alive or left; written
+//                                            as 'A'|'L' address before the
+//                                            generation was kept)
+//   f/<name>             -> Fixed64 generation, Fixed64 wall ms
+//                                            a member an operator forgot
 //   x/<name>             -> Fixed64 gen, Fixed64 next
 //                                            where we are in a peer's delta buffer
 //
@@ -70,9 +75,22 @@ struct MemberRecord {
   std::string name;
   std::string address;
   bool left = false;
+  std::uint64_t generation = 0;  // its process generation as last learned
 };
 void PutMember(storage::WriteBatch& batch, const MemberRecord& member);
+void DeleteMember(storage::WriteBatch& batch, std::string_view name);
 StatusOr<std::vector<MemberRecord>> LoadMembers(storage::Store& store);
+
+// --- forgotten members ---------------------------------------------------------
+
+struct ForgottenRecord {
+  std::string name;
+  std::uint64_t generation = 0;  // entries up to this generation are forgotten
+  std::uint64_t wall_ms = 0;     // when
+};
+void PutForgotten(storage::WriteBatch& batch, const ForgottenRecord& forgotten);
+void DeleteForgotten(storage::WriteBatch& batch, std::string_view name);
+StatusOr<std::vector<ForgottenRecord>> LoadForgotten(storage::Store& store);
 
 // --- delta progress: where we are in each peer's delta buffer ---------------
 
@@ -84,6 +102,7 @@ struct ProgressRecord {
 // The key and value of a progress record (it commits with the changes of the
 // interval it follows, so the batch is made elsewhere).
 std::pair<std::string, std::string> ProgressEntry(const ProgressRecord& progress);
+void DeleteProgress(storage::WriteBatch& batch, std::string_view peer);
 StatusOr<std::vector<ProgressRecord>> LoadProgress(storage::Store& store);
 
 }  // namespace converge::replication::internal::records

@@ -22,6 +22,8 @@
 //   root                                   the digest tree's root hash (hex)
 //   peers                                  "name state lag" per member, comma-separated
 //   stats                                  node and transport counters, key=value
+//   forget NAME                            remove a dead member for good: majority
+//                                          and all stop counting it -> ok
 //   block NAME | unblock                   drop frames to/from NAME (fault injection)
 //   loadcarts N [PREFIX]                   N cart keys PREFIXnnnnnnn (default
 //                                          "cart:"), one line each, written
@@ -280,6 +282,14 @@ class NodeProcess {
       });
       return s.ok() ? std::to_string(keys) : Error(s);
     }
+    if (command == "forget") {
+      if (!arity(1, 1)) return "error INVALID_ARGUMENT: usage: forget NAME";
+      std::promise<Status> answer;
+      auto result = answer.get_future();
+      node_->Forget(words[1], [&answer](Status s) { answer.set_value(std::move(s)); });
+      const Status s = result.get();
+      return s.ok() ? "ok" : Error(s);
+    }
     if (command == "block") {
       if (!arity(1, 1)) return "error INVALID_ARGUMENT: usage: block NAME";
       transport_.Block(words[1]);
@@ -375,6 +385,7 @@ class NodeProcess {
         << " ae_repairs=" << n.ae_repairs << " ae_keys_repaired=" << n.ae_keys_repaired
         << " messages_rejected=" << n.messages_rejected
         << " entries_rejected=" << n.entries_rejected << " retirements=" << n.retirements
+        << " members_forgotten=" << n.members_forgotten << " rejoined_as_new=" << n.rejoined_as_new
         << " store_reloads=" << n.store_reloads << " verify_passes=" << n.verify_passes
         << " digests_repaired=" << n.digests_repaired
         << " tree_leaves_repaired=" << n.tree_leaves_repaired

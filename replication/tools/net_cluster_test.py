@@ -1723,6 +1723,45 @@ def scenario_amnesia(h: Harness) -> None:
              f"once n3 was back; restored n3 retirements={retirements}")
 
 
+def scenario_forget(h: Harness) -> None:
+    # Issue 11: a member that died without leaving counts toward `all` until
+    # an operator forgets it; the forgotten process, restarted, rejoins as a
+    # new member.
+    nodes = three_nodes(h, flags={"--dead-after-ms": 3000, "--suspect-after-ms": 1000,
+                                  "--write-timeout-ms": 3000})
+    n1, n2, n3 = nodes
+    n1.write_ok("add k before all")
+    n3.write_ok("add k from-n3 all")
+    n3.kill()
+    wait_until("n1 and n2 to see n3 dead",
+               lambda: (all(n.peers().get("n3") == "dead" for n in (n1, n2)),
+                        f"n1 {n1.peers()} n2 {n2.peers()}"), 20)
+    answer = n1.write("add k while-dead all")
+    check(answer.startswith("error DEADLINE_EXCEEDED"),
+          f"n3 is dead and not forgotten: n1's 'all' write was answered {answer!r}")
+    for name, expected in (("n2", "error FAILED_PRECONDITION"), ("nobody", "error NOT_FOUND")):
+        answer = n1.cmd(f"forget {name}")
+        check(answer.startswith(expected), f"forget {name} answered {answer!r}, not {expected}")
+    check(n1.cmd("forget n3") == "ok", "forget n3 failed")
+    wait_until("n2 to learn that n3 was forgotten",
+               lambda: ("n3" not in n2.peers(), f"n2 {n2.peers()}"), 10)
+    n1.write_ok("add k after-forget all")
+    n2.write_ok("add k from-n2 all")
+    forgotten = n1.stats()["members_forgotten"], n2.stats()["members_forgotten"]
+    check(forgotten == (1, 1), f"members_forgotten (n1, n2) = {forgotten}")
+    # The forgotten process comes back with its data: a new member.
+    n3.start()
+    wait_members(nodes)
+    n1.write_ok("add k rejoined all")
+    check("rejoined" in n3.get("k"), "n3 does not hold an 'all' write n1 acknowledged")
+    wait_converged(nodes, ["k"], timeout=20)
+    check(n3.stats()["retirements"] >= 1, "the restarted n3 kept its ReplicaId")
+    quit_all(nodes)
+    h.figure("forget: n3 killed; 'all' timed out while it was dead, succeeded once n1 forgot it "
+             "(n2 learned it by gossip); forgetting a live member or an unknown one refused; "
+             "n3 restarted and rejoined as a new member, 'all' confirmed by the three")
+
+
 def scenario_clock_behind(h: Harness) -> None:
     # TESTPLAN R12, the other way round: n3's clock runs two hours behind.
     # Its peers' timestamps are two hours ahead of its own clock (far beyond
@@ -1757,6 +1796,7 @@ def scenario_clock_behind(h: Harness) -> None:
 
 
 SCENARIOS = {
+    "forget": scenario_forget,
     "amnesia": scenario_amnesia,
     "clock_behind": scenario_clock_behind,
     "clock_skew": scenario_clock_skew,
