@@ -311,6 +311,12 @@ class CartService::Impl {
       if (m != "GET") co_return method_not_allowed("GET");
       co_return co_await Cluster();
     }
+    if (segments.size() == 3 && segments[0] == "cluster" && segments[1] == "members" &&
+        o_.allow_forget) {
+      *route = "member";
+      if (m != "DELETE") co_return method_not_allowed("DELETE");
+      co_return co_await Forget(segments[2]);
+    }
     if (!segments.empty() && segments[0] == "carts" && segments.size() >= 2 &&
         segments.size() <= 4) {
       const std::string& id = segments[1];
@@ -798,6 +804,17 @@ class CartService::Impl {
     const std::string digest =
         now.ok() && now->has_value() ? Hex64(replication::StateDigest(**now)) : "";
     co_return Json(200, json{{"changed", **changed}, {"digest", digest}});
+  }
+
+  // An operator removes a member that is gone for good (docs/operations.md).
+  asio::awaitable<HttpResponse> Forget(const std::string& name) {
+    std::optional<Status> forgot = co_await AwaitCallback<Status>(
+        http_, std::chrono::milliseconds(5'000), [&](auto reply) { node_.Forget(name, reply); });
+    if (!forgot) co_return Error(503, "the replica did not answer in time");
+    if (forgot->code() == StatusCode::kNotFound) co_return Error(404, forgot->message());
+    if (forgot->code() == StatusCode::kFailedPrecondition) co_return Error(409, forgot->message());
+    if (!forgot->ok()) co_return Error(500, forgot->ToString());
+    co_return Json(200, json{{"forgotten", name}});
   }
 
   // --- periodic work ------------------------------------------------------------------------

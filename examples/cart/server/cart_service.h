@@ -41,6 +41,7 @@ struct CartServiceOptions {
   std::string gossip_address;  // as peers reach it
   bool fault_injection = false;
   bool allow_repair = false;
+  bool allow_forget = false;  // DELETE /cluster/members/NAME (operators)
   storage::Durability durability = storage::Durability::kSync;
   std::uint64_t idempotency_ttl_ms = 24ull * 3600 * 1000;
   // Waiting for the node (a write's confirmations come within the node's

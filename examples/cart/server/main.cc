@@ -42,6 +42,7 @@ struct Flags {
   bool insecure_loopback = false;
   bool fault_injection = false;
   bool allow_repair = false;
+  bool allow_forget = false;
   std::string durability = "sync";
   std::uint64_t gossip_interval_ms = 200;
   std::size_t max_connections = 1'000;
@@ -121,6 +122,7 @@ int Run(const Flags& flags) {
   service_options.gossip_address = flags.gossip;
   service_options.fault_injection = flags.fault_injection;
   service_options.allow_repair = flags.allow_repair;
+  service_options.allow_forget = flags.allow_forget;
   service_options.durability = store_options.durability;
   CartService service(service_options, node, clock, transport, store, *keyring,
                       http_io.get_executor());
@@ -249,6 +251,8 @@ int main(int argc, char** argv) {
                "enable /admin/partition and /admin/corrupt (tests and demos)");
   app.add_flag("--allow-repair", flags.allow_repair,
                "enable POST /internal/merge (coherence-check --repair)");
+  app.add_flag("--allow-forget", flags.allow_forget,
+               "enable DELETE /cluster/members/NAME (an operator removes a dead member)");
   app.add_option("--durability", flags.durability,
                  "sync: a 2xx answer means the write is on disk; buffered: in the OS cache")
       ->capture_default_str()

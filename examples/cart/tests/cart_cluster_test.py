@@ -3142,7 +3142,36 @@ def scenario_disk_faults(h: Harness) -> None:
         s.stop()
 
 
+def scenario_forget(h: Harness) -> None:
+    """Issue 11: a replica that died without leaving counts toward ?w=all until
+    an operator forgets it (DELETE /cluster/members/NAME, --allow-forget)."""
+    servers = h.cluster(3, flags=["--gossip-interval-ms", "100", "--allow-forget"])
+    n1, n2, n3 = servers
+    n1.expect("POST", "/carts/f/items?w=all", 200, {"sku": "before", "quantity": 1})
+    n3.kill()
+    wait_until("n1 and n2 to see n3 dead",
+               lambda: (all(s.member_states().get("n3") == "dead" for s in (n1, n2)),
+                        f"n1 {n1.member_states()} n2 {n2.member_states()}"), 30)
+    r = n1.request("POST", "/carts/f/items?w=all", {"sku": "while-dead", "quantity": 1}, timeout=20)
+    check(r.status == 504, f"n3 dead and not forgotten: ?w=all answered {r!r}, expected 504")
+    n1.expect("DELETE", "/cluster/members/n2", 409)    # alive: refused
+    n1.expect("DELETE", "/cluster/members/nobody", 404)
+    n1.expect("GET", "/cluster/members/n3", 405)
+    check(n1.expect("DELETE", "/cluster/members/n3", 200).json() == {"forgotten": "n3"},
+          "DELETE /cluster/members/n3 answered another body")
+    wait_until("n2 to learn that n3 was forgotten",
+               lambda: ("n3" not in n2.member_states(), f"n2 {n2.member_states()}"), 10)
+    n1.expect("POST", "/carts/f/items?w=all", 200, {"sku": "after-forget", "quantity": 1})
+    n2.expect("POST", "/carts/f/items?w=all", 200, {"sku": "from-n2", "quantity": 1})
+    h.figure("forget: n3 killed; ?w=all 504 while it was dead, 200 once DELETE "
+             "/cluster/members/n3 forgot it (n2 learned it by gossip); 409 for a live member, "
+             "404 for an unknown one")
+    for s in (n1, n2):
+        s.stop()
+
+
 SCENARIOS: dict[str, Callable[[Harness], None]] = {
+    "forget": scenario_forget,
     "contexts": scenario_contexts,
     "http_abuse": scenario_http_abuse,
     "bad_input": scenario_bad_input,
