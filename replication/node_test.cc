@@ -7,6 +7,7 @@
 #include <kj/io.h>
 
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -32,6 +33,27 @@ struct SimNode {
   std::unique_ptr<sim::SimTransport> transport;
   std::unique_ptr<Node> node;
 };
+
+// Starts node "n<i>" of a simulated cluster seeded with n0 (a store of
+// replica `replica` is made unless it has one: a restart keeps it);
+// `tweak` adjusts its options.
+void StartSimNode(sim::SimWorld& world, SimNode& n, int i,
+                  const std::shared_ptr<codec::TypeRegistry>& registry, std::uint64_t replica,
+                  const std::function<void(NodeOptions&)>& tweak = {}) {
+  const std::string name = "n" + std::to_string(i);
+  if (!n.store)
+    n.store = std::make_unique<storage::MemoryStore>(registry, crdt::ReplicaId{replica});
+  n.clock = std::make_unique<sim::SimClock>(world);
+  n.transport = std::make_unique<sim::SimTransport>(world, name);
+  NodeOptions options;
+  options.name = name;
+  options.address = name;
+  options.seeds = {"n0"};
+  options.seed = static_cast<std::uint64_t>(i) + 1;
+  if (tweak) tweak(options);
+  n.node = std::make_unique<Node>(options, *n.store, *n.transport, *n.clock, registry);
+  ASSERT_TRUE(n.node->Start().ok());
+}
 
 TEST(NodeTest, ThreeNodesConverge) {
   sim::SimWorld world(42);
@@ -758,22 +780,11 @@ TEST(NodeTest, APeerThatCannotApplyAnEntryNeverCountsTowardAConsistencyLevel) {
   std::vector<SimNode> nodes(2);
   std::vector<std::string> n1_log;
   for (int i = 0; i < 2; ++i) {
-    const std::string name = "n" + std::to_string(i);
-    auto& n = nodes[static_cast<std::size_t>(i)];
-    auto registry = i == 0 ? full : partial;
-    n.store = std::make_unique<storage::MemoryStore>(
-        registry, crdt::ReplicaId{static_cast<std::uint64_t>(i) + 300});
-    n.clock = std::make_unique<sim::SimClock>(world);
-    n.transport = std::make_unique<sim::SimTransport>(world, name);
-    NodeOptions options;
-    options.name = name;
-    options.address = name;
-    options.seeds = {"n0"};
-    options.seed = static_cast<std::uint64_t>(i) + 1;
-    options.write_timeout_ms = 2'000;
-    if (i == 1) options.log = [&](const std::string& line) { n1_log.push_back(line); };
-    n.node = std::make_unique<Node>(options, *n.store, *n.transport, *n.clock, registry);
-    ASSERT_TRUE(n.node->Start().ok());
+    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, i == 0 ? full : partial,
+                 static_cast<std::uint64_t>(i) + 300, [&](NodeOptions& o) {
+                   o.write_timeout_ms = 2'000;
+                   if (i == 1) o.log = [&](const std::string& line) { n1_log.push_back(line); };
+                 });
   }
   world.RunFor(1000);
   using Set = crdt::OrSet<std::string>;
@@ -925,22 +936,9 @@ TEST(NodeTest, AForgottenMemberStopsCountingAndComesBackAsANewMember) {
   auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
   std::vector<SimNode> nodes(3);
   const auto start = [&](int i) {
-    const std::string name = "n" + std::to_string(i);
-    auto& n = nodes[static_cast<std::size_t>(i)];
-    if (!n.store) {
-      n.store = std::make_unique<storage::MemoryStore>(
-          registry, crdt::ReplicaId{static_cast<std::uint64_t>(i) + 600});
-    }
-    n.clock = std::make_unique<sim::SimClock>(world);
-    n.transport = std::make_unique<sim::SimTransport>(world, name);
-    NodeOptions options;
-    options.name = name;
-    options.address = name;
-    options.seeds = {"n0"};
-    options.seed = static_cast<std::uint64_t>(i) + 1;
-    options.write_timeout_ms = 2'000;
-    n.node = std::make_unique<Node>(options, *n.store, *n.transport, *n.clock, registry);
-    ASSERT_TRUE(n.node->Start().ok());
+    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
+                 static_cast<std::uint64_t>(i) + 600,
+                 [](NodeOptions& o) { o.write_timeout_ms = 2'000; });
   };
   for (int i = 0; i < 3; ++i) start(i);
   world.RunFor(1000);
