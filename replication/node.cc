@@ -20,6 +20,7 @@
 #include "replication/internal/anti_entropy.h"
 #include "replication/internal/apply.h"
 #include "replication/internal/delta_intervals.h"
+#include "replication/internal/large_states.h"
 #include "replication/internal/log.h"
 #include "replication/internal/membership.h"
 #include "replication/internal/messages.h"
@@ -55,7 +56,9 @@ std::optional<WriteConsistency> ParseWriteConsistency(std::string_view name) {
 
 // ---------------------------------------------------------------------------
 
-class Node::Impl final : public internal::DeltaIntervals::Host, public internal::AntiEntropy::Host {
+class Node::Impl final : public internal::DeltaIntervals::Host,
+                         public internal::AntiEntropy::Host,
+                         public internal::LargeStates::Host {
  public:
   explicit Impl(Node& node)
       : n_(node),
@@ -64,10 +67,17 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
         membership_(node.options_, node.store_),
         outbox_(node.options_, membership_, node.transport_, node.clock_, stats_),
         applier_(node.store_, *node.registry_, node.tree_, node.hlc_, stats_),
-        deltas_(node.options_, membership_, outbox_, node.clock_, stats_, *this),
+        large_(node.options_, node.store_, node.tree_, membership_, outbox_, node.clock_, stats_,
+               log_, *this),
+        deltas_(node.options_, membership_, outbox_, node.clock_, stats_, large_, *this),
         ae_(node.options_, node.store_, node.tree_, membership_, outbox_, node.clock_, rng_, stats_,
-            *this),
-        verifier_(node.store_, node.tree_, stats_) {}
+            large_, *this),
+        verifier_(node.store_, node.tree_, stats_) {
+    outbox_.set_oversized([this](const std::string& to, std::size_t bytes) {
+      log_.Warn("replication: a message of " + std::to_string(bytes) + " bytes to " + to +
+                " passes max_message_bytes and was not sent (a bug: please report it)");
+    });
+  }
 
   Status Start() {
     if (n_.options_.metadata.size() > kMaxMetadataBytes) {
@@ -236,6 +246,15 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
         answered.emplace_back(&in, std::move(delta));
         continue;
       }
+      if (new_state.size() > n_.options_.max_key_bytes) {
+        ++stats_.states_too_large;
+        answered.emplace_back(
+            &in, ResourceExhausted("this update would make the key's state " +
+                                   std::to_string(new_state.size()) + " bytes, more than the " +
+                                   std::to_string(n_.options_.max_key_bytes) +
+                                   "-byte limit (max_key_bytes); split the data over keys"));
+        continue;
+      }
       if (delta->size() + in.key.size() + 256 > n_.options_.max_message_bytes) {
         answered.emplace_back(
             &in, ResourceExhausted("the delta of this update (" + std::to_string(delta->size()) +
@@ -362,6 +381,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
         !live.empty()) {
       ae_.Round(live, now, rng_());
     }
+    large_.Round(now);
     Verify();
   }
 
@@ -480,6 +500,12 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
         case wire::Message::Body::AE_STATES:
           ae_.OnStates(from, body.getAeStates());
           break;
+        case wire::Message::Body::CHUNK_REQUEST:
+          large_.OnRequest(from, body.getChunkRequest());
+          break;
+        case wire::Message::Body::CHUNK:
+          large_.OnChunk(from, body.getChunk());
+          break;
       }
     } catch (const kj::Exception&) {
       ++stats_.messages_rejected;
@@ -530,6 +556,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
   void Forgotten(const std::string& name) {
     ++stats_.members_forgotten;
     ae_.Forget(name);
+    large_.Forget(name);
     storage::WriteBatch batch;
     internal::records::DeleteProgress(batch, name);
     (void)n_.store_.Write(batch);  // best effort: a stale record is only a position
@@ -636,6 +663,13 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
     deltas_.InSync(peer, start_seq);
   }
   bool NeedsAe(const std::string& peer) override { return deltas_.NeedsAe(peer); }
+
+  // LargeStates::Host
+  Status ApplyPulled(const std::string& from, std::string_view key,
+                     std::string_view state) override {
+    const internal::RemoteEntry entry{key, state, 0, 0};
+    return ApplyRemote(from, {&entry, 1}, Source::kAntiEntropy);
+  }
   [[nodiscard]] std::uint64_t buffer_end() const override { return deltas_.last_seq(); }
   [[nodiscard]] bool running() const override { return running_; }
 
@@ -707,6 +741,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host, public internal:
   internal::Membership membership_;
   internal::Outbox outbox_;
   internal::StateApplier applier_;
+  internal::LargeStates large_;
   internal::DeltaIntervals deltas_;
   internal::AntiEntropy ae_;
   internal::Verifier verifier_;

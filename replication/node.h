@@ -85,6 +85,11 @@ struct NodeOptions {
   // only an operator forgets members.
   std::uint64_t forget_dead_after_ms = 0;
   std::size_t max_message_bytes = std::size_t{1} << 20;
+  // The largest state a key may have: a local write that would make it
+  // larger fails (RESOURCE_EXHAUSTED) and changes nothing; a peer's larger
+  // state is not pulled (counted in states_too_large, logged). States larger
+  // than a message travel in chunks (docs/replication.md).
+  std::size_t max_key_bytes = std::size_t{256} << 20;
   std::size_t delta_buffer_max_bytes = std::size_t{64} << 20;
   std::uint64_t write_timeout_ms = 5'000;
   int ae_every_rounds = 1;  // an anti-entropy session every N rounds
@@ -139,6 +144,15 @@ struct NodeStats {
   std::uint64_t entries_rejected = 0;
   std::uint64_t timestamps_rejected = 0;  // LWW writes too far in the future
   std::uint64_t retirements = 0;          // new incarnations (at start, after a rollback)
+  // Keys larger than a message: chunks of large states sent and received,
+  // large states received whole; states refused for max_key_bytes (a local
+  // write, or a peer's state); messages not sent because they would have
+  // passed max_message_bytes (0 unless something is wrong).
+  std::uint64_t chunks_sent = 0;
+  std::uint64_t chunks_received = 0;
+  std::uint64_t large_states_received = 0;
+  std::uint64_t states_too_large = 0;
+  std::uint64_t messages_oversized = 0;
   std::uint64_t members_forgotten = 0;    // by an operator, a peer, or forget_dead_after_ms
   std::uint64_t rejoined_as_new = 0;      // times this node learned it was forgotten
   // Self-checking state: the digest tree and sequences read back after the

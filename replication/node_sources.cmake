@@ -6,6 +6,7 @@ set(CONVERGE_NODE_SOURCES
     internal/anti_entropy.cc
     internal/apply.cc
     internal/delta_intervals.cc
+    internal/large_states.cc
     internal/membership.cc
     internal/messages.cc
     internal/records.cc

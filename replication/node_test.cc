@@ -1021,5 +1021,93 @@ TEST(NodeTest, AForgottenMemberStopsCountingAndComesBackAsANewMember) {
   for (auto& n : nodes) n.node->Stop();
 }
 
+// Keys larger than a message: a ~3 MB key reaches a new, empty replica (in
+// chunks, through the bootstrap stream and anti-entropy), later updates to it
+// follow, and the same after the new replica's data is wiped. The transport
+// drops frames over 1 MiB, as TCP's does: before chunking, such a key never
+// arrived and the roots differed forever.
+TEST(NodeTest, AKeyLargerThanAMessageReachesANewReplica) {
+  using Set = crdt::OrSet<std::string>;
+  sim::SimWorld world(37);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  std::vector<SimNode> nodes(2);
+  const auto start = [&](int i) {
+    auto& n = nodes[static_cast<std::size_t>(i)];
+    const std::string name = "n" + std::to_string(i);
+    n.clock = std::make_unique<sim::SimClock>(world);
+    n.transport = std::make_unique<sim::SimTransport>(world, name, std::size_t{1} << 20);
+    NodeOptions o;
+    o.name = o.address = name;
+    o.seeds = {"n0"};
+    o.seed = static_cast<std::uint64_t>(i) + 1;
+    n.node = std::make_unique<Node>(o, *n.store, *n.transport, *n.clock, registry);
+    ASSERT_TRUE(n.node->Start().ok());
+  };
+  nodes[0].store = std::make_unique<storage::MemoryStore>(registry, crdt::ReplicaId{71});
+  start(0);
+  const auto add = [&](const std::string& key, const std::string& element) {
+    nodes[0].node->Update<Set>(
+        key, [&](Set& s, crdt::ReplicaId r) { return s.Add(r, element); }, WriteConsistency::kLocal,
+        [](StatusOr<Set> d) { EXPECT_TRUE(d.ok()) << d.status(); });
+    world.RunFor(1);
+  };
+  for (int i = 0; i < 30; ++i)
+    add("set:big", std::string(100'000, static_cast<char>('a' + i % 26)) + std::to_string(i));
+  for (int i = 0; i < 20; ++i) add("set:small" + std::to_string(i), "x");
+  ASSERT_GT(nodes[0].store->Get("set:big")->value().size(), std::size_t{3'000'000});
+  const auto caught_up = [&](const char* when) {
+    for (int round = 0; round < 200 && nodes[1].node->root_hash() != nodes[0].node->root_hash();
+         ++round) {
+      world.RunFor(100);
+    }
+    EXPECT_EQ(nodes[1].node->root_hash(), nodes[0].node->root_hash()) << when;
+    EXPECT_EQ(nodes[1].node->Read<Set>("set:big")->size(),
+              nodes[0].node->Read<Set>("set:big")->size())
+        << when;
+  };
+  for (const char* when : {"a new replica", "after its data was wiped"}) {
+    nodes[1].store = std::make_unique<storage::MemoryStore>(registry, crdt::ReplicaId{72});
+    start(1);
+    caught_up(when);
+    add("set:big", std::string(50'000, 'z') + when);  // later updates follow
+    caught_up(when);
+    EXPECT_GT(nodes[1].node->stats().large_states_received, 0u) << when;
+    EXPECT_EQ(nodes[0].node->stats().messages_oversized, 0u);
+    nodes[1].node->Stop();
+    nodes[1].node.reset();
+  }
+  nodes[0].node->Stop();
+}
+
+// A write that would make a key's state larger than max_key_bytes fails
+// with a clear error and changes nothing.
+TEST(NodeTest, AWritePastTheMaximumKeySizeFailsAndChangesNothing) {
+  using Set = crdt::OrSet<std::string>;
+  sim::SimWorld world(39);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  storage::MemoryStore store(registry, crdt::ReplicaId{81});
+  sim::SimClock clock(world);
+  sim::SimTransport net(world, "n0");
+  NodeOptions o;
+  o.name = o.address = "n0";
+  o.max_key_bytes = 250'000;
+  Node node(o, store, net, clock, registry);
+  ASSERT_TRUE(node.Start().ok());
+  std::vector<Status> answers;
+  for (int i = 0; i < 3; ++i) {
+    node.Update<Set>(
+        "set:k", [&](Set& s, crdt::ReplicaId r) { return s.Add(r, std::string(100'000, static_cast<char>('a' + i))); },
+        WriteConsistency::kLocal, [&](StatusOr<Set> d) { answers.push_back(d.status()); });
+    world.RunFor(1);
+  }
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_TRUE(answers[0].ok() && answers[1].ok());
+  EXPECT_EQ(answers[2].code(), StatusCode::kResourceExhausted) << answers[2];
+  EXPECT_NE(answers[2].message().find("max_key_bytes"), std::string::npos) << answers[2];
+  EXPECT_EQ(node.Read<Set>("set:k")->size(), 2u);
+  EXPECT_EQ(node.stats().states_too_large, 1u);
+  node.Stop();
+}
+
 }  // namespace
 }  // namespace converge::replication

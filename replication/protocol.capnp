@@ -20,6 +20,8 @@ struct Message {
     aeNodes @6 :AeNodes;
     aeLeaves @7 :AeLeaves;
     aeStates @8 :AeStates;
+    chunkRequest @10 :ChunkRequest;
+    chunk @11 :StateChunk;
   }
   wallMs @9 :UInt64;      # sender's wall clock (Unix ms) when it built the
                           # message; 0: not given. Receivers estimate the
@@ -75,6 +77,10 @@ struct DeltaEntry {
   delta @2 :Data;         # an encoded state (crdt/codec)
   origin @3 :UInt64;      # the replica whose update produced it
   originSeq @4 :UInt64;   # that replica's update sequence
+  # A delta too large for one message is not in it: `delta` is empty and
+  # `size` gives its size. The receiver does not hold it (it lists the entry
+  # as refused) and pulls the key's whole state in chunks instead.
+  size @5 :UInt64;
 }
 
 # Entries seq in [from, to] of the sender's buffer (to may be below the
@@ -146,6 +152,29 @@ struct AeLeaves {
 struct KeyState {
   key @0 :Data;
   state @1 :Data;
+  # A state too large for one message is not in it: `state` is empty and
+  # `size` and `digest` describe it; the receiver pulls it in chunks
+  # (ChunkRequest / StateChunk).
+  size @2 :UInt64;
+  digest @3 :UInt64;
+}
+
+# Large states, pulled chunk by chunk by the side that wants them: one chunk
+# in flight per state, re-requested after a lost message or a broken
+# connection, from where the receiver is.
+struct ChunkRequest {
+  key @0 :Data;
+  digest @1 :UInt64;      # the state being assembled (StateDigest)
+  offset @2 :UInt64;      # the first byte wanted
+}
+
+struct StateChunk {
+  key @0 :Data;
+  digest @1 :UInt64;      # of the whole state these bytes belong to; another
+                          # than requested: the state changed, start again
+  size @2 :UInt64;        # the whole state's size (0: the key has no state)
+  offset @3 :UInt64;
+  bytes @4 :Data;
 }
 
 # States pushed to the receiver, and keys whose states the sender wants.

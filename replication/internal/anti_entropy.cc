@@ -5,18 +5,19 @@
 #include "replication/internal/records.h"
 
 namespace converge::replication::internal {
-namespace {
+namespace {}  // namespace
 
-void PutStates(wire::AeStates::Builder ae,
-               const std::vector<std::pair<std::string, std::string>>& states) {
+void AntiEntropy::PutStates(wire::AeStates::Builder ae, const States& states) {
   auto out = ae.initStates(static_cast<unsigned>(states.size()));
   for (unsigned i = 0; i < states.size(); ++i) {
-    out[i].setKey(AsData(states[i].first));
-    out[i].setState(AsData(states[i].second));
+    out[i].setKey(AsData(states[i].key));
+    out[i].setState(AsData(states[i].state));
+    if (states[i].size > 0) {
+      out[i].setSize(states[i].size);
+      out[i].setDigest(states[i].digest);
+    }
   }
 }
-
-}  // namespace
 
 void AntiEntropy::Round(const std::vector<std::string>& live, std::uint64_t now,
                         std::uint64_t start) {
@@ -112,7 +113,7 @@ void AntiEntropy::StreamStates(const std::string& to, std::uint64_t session,
     auto ae = outbox_.Header(builder).getBody().initAeStates();
     ae.setSession(session);
     PutStates(ae, states);
-    ae.setStreamLast(AsData(states.empty() ? after : states.back().first));
+    ae.setStreamLast(AsData(states.empty() ? after : states.back().key));
     ae.setStreamMore(more);
     ae.setStreamEnd(end);
     Send(to, builder);
@@ -327,10 +328,15 @@ void AntiEntropy::PushLeafRanges(
 // empty); false (and nothing taken) when full.
 bool AntiEntropy::AddState(std::string& key, std::string& state, States* states,
                            std::size_t* bytes) const {
-  const std::size_t size = key.size() + state.size() + 16;
+  const bool large = large_.TooLarge(key, state.size());
+  const std::size_t size = key.size() + (large ? 32 : state.size() + 16);
   if (!states->empty() && *bytes + size > options_.max_message_bytes - 1024) return false;
   *bytes += size;
-  states->emplace_back(std::move(key), std::move(state));
+  if (large) {
+    states->push_back(OutState{std::move(key), {}, state.size(), StateDigest(state)});
+  } else {
+    states->push_back(OutState{std::move(key), std::move(state), 0, 0});
+  }
   return true;
 }
 
@@ -365,6 +371,10 @@ void AntiEntropy::SendStates(const std::string& to, std::uint64_t session, State
 void AntiEntropy::OnStates(const std::string& from, wire::AeStates::Reader msg) {
   std::vector<RemoteEntry> entries;
   for (const auto s : msg.getStates()) {
+    if (s.getState().size() == 0 && s.getSize() > 0) {  // too large for a message: pulled
+      large_.Want(from, AsView(s.getKey()), s.getSize(), s.getDigest());
+      continue;
+    }
     entries.push_back(RemoteEntry{AsView(s.getKey()), AsView(s.getState()), 0, 0});
   }
   const std::uint64_t before = stats_.ae_keys_repaired;

@@ -22,6 +22,7 @@
 #include "replication/clock.h"
 #include "replication/hash_tree.h"
 #include "replication/internal/apply.h"
+#include "replication/internal/large_states.h"
 #include "replication/internal/membership.h"
 #include "replication/internal/messages.h"
 #include "replication/node.h"
@@ -51,7 +52,7 @@ class AntiEntropy {
 
   AntiEntropy(const NodeOptions& options, storage::Store& store, const HashTree& tree,
               const Membership& membership, Outbox& outbox, Clock& clock, std::mt19937_64& rng,
-              NodeStats& stats, Host& host)
+              NodeStats& stats, LargeStates& large, Host& host)
       : options_(options),
         store_(store),
         tree_(tree),
@@ -60,6 +61,7 @@ class AntiEntropy {
         clock_(clock),
         rng_(rng),
         stats_(stats),
+        large_(large),
         host_(host) {}
 
   // At start: an empty store catches up by streaming from one peer (in key
@@ -114,7 +116,15 @@ class AntiEntropy {
     bool moved_state = false;     // states they sent in it changed ours
     bool in_sync = false;         // they answered it: our roots are equal
   };
-  using States = std::vector<std::pair<std::string, std::string>>;
+  // A state to send; one too large for a message is announced instead
+  // (`state` empty, its size and digest given) and pulled in chunks.
+  struct OutState {
+    std::string key;
+    std::string state;
+    std::uint64_t size = 0;
+    std::uint64_t digest = 0;
+  };
+  using States = std::vector<OutState>;
 
   bool InFlight(const std::string& name, std::uint64_t now);
   void Start(const std::string& name);
@@ -129,6 +139,7 @@ class AntiEntropy {
   void PushLeafRanges(const std::string& to, std::uint64_t session,
                       const std::vector<std::pair<std::uint32_t, std::uint32_t>>& ranges);
   bool AddState(std::string& key, std::string& state, States* states, std::size_t* bytes) const;
+  static void PutStates(wire::AeStates::Builder ae, const States& states);
   void SendStates(const std::string& to, std::uint64_t session,
                   const std::vector<std::string>& push, const std::vector<std::string>& pull);
   void SendStates(const std::string& to, std::uint64_t session, States states,
@@ -142,6 +153,7 @@ class AntiEntropy {
   Clock& clock_;
   std::mt19937_64& rng_;
   NodeStats& stats_;
+  LargeStates& large_;
   Host& host_;
   std::map<std::string, Session> sessions_;
   bool want_stream_ = false;  // catching up by streaming (started empty)

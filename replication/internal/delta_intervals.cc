@@ -61,12 +61,17 @@ void DeltaIntervals::SendTo(const std::string& name) {
   }
   capnp::MallocMessageBuilder builder;
   auto interval = outbox_.Header(builder).getBody().initDeltas();
-  // Entries from `from`, up to the message cap.
+  // Entries from `from`, up to the message cap. A delta too large for a
+  // message (a repair's whole state) goes as its size only: the peer pulls
+  // the key's state in chunks.
   const auto first = buffer_.begin() + static_cast<std::ptrdiff_t>(from - Front());
+  const auto cost = [&](const BufferEntry& e) {
+    return large_.TooLarge(e.key, e.delta.size()) ? e.key.size() + 64 : e.bytes;
+  };
   std::size_t count = 0, bytes = 0;
   for (auto it = first; it != buffer_.end(); ++it) {
-    if (count > 0 && bytes + it->bytes > options_.max_message_bytes - 1024) break;
-    bytes += it->bytes;
+    if (count > 0 && bytes + cost(*it) > options_.max_message_bytes - 1024) break;
+    bytes += cost(*it);
     ++count;
   }
   auto entries = interval.initEntries(static_cast<unsigned>(count));
@@ -75,7 +80,11 @@ void DeltaIntervals::SendTo(const std::string& name) {
     auto out = entries[static_cast<unsigned>(i)];
     out.setSeq(e.seq);
     out.setKey(AsData(e.key));
-    out.setDelta(AsData(e.delta));
+    if (large_.TooLarge(e.key, e.delta.size())) {
+      out.setSize(e.delta.size());
+    } else {
+      out.setDelta(AsData(e.delta));
+    }
     out.setOrigin(e.origin);
     out.setOriginSeq(e.origin_seq);
   }
@@ -104,8 +113,14 @@ void DeltaIntervals::OnDeltas(const std::string& from, std::uint64_t generation,
   }
   std::vector<RemoteEntry> entries;
   std::vector<std::uint64_t> seqs;
+  std::vector<std::uint64_t> pulled;  // too large for the message: not held yet
   for (const auto e : interval.getEntries()) {
     if (e.getSeq() < peer.expected) continue;  // already applied
+    if (e.getDelta().size() == 0 && e.getSize() > 0) {
+      large_.Want(from, AsView(e.getKey()), e.getSize(), 0);
+      pulled.push_back(e.getSeq());
+      continue;
+    }
     entries.push_back(
         RemoteEntry{AsView(e.getKey()), AsView(e.getDelta()), e.getOrigin(), e.getOriginSeq()});
     seqs.push_back(e.getSeq());
@@ -120,6 +135,7 @@ void DeltaIntervals::OnDeltas(const std::string& from, std::uint64_t generation,
   peer.expected = expected;
   const std::uint64_t now = clock_.NowMs();
   for (const std::size_t i : refused) peer.refused.emplace_back(seqs[i], now);
+  for (const std::uint64_t seq : pulled) peer.refused.emplace_back(seq, now);
   // Kept while the sender may still wait for them (its write timeout; we
   // assume it is ours), 256 at most.
   while (!peer.refused.empty() &&

@@ -20,6 +20,7 @@
 
 #include "replication/clock.h"
 #include "replication/internal/apply.h"
+#include "replication/internal/large_states.h"
 #include "replication/internal/membership.h"
 #include "replication/internal/messages.h"
 #include "replication/internal/records.h"
@@ -47,12 +48,13 @@ class DeltaIntervals {
   };
 
   DeltaIntervals(const NodeOptions& options, const Membership& membership, Outbox& outbox,
-                 Clock& clock, NodeStats& stats, Host& host)
+                 Clock& clock, NodeStats& stats, LargeStates& large, Host& host)
       : options_(options),
         membership_(membership),
         outbox_(outbox),
         clock_(clock),
         stats_(stats),
+        large_(large),
         host_(host) {}
 
   // Where we were in each peer's buffer before a restart (at start).
@@ -152,6 +154,7 @@ class DeltaIntervals {
   Outbox& outbox_;
   Clock& clock_;
   NodeStats& stats_;
+  LargeStates& large_;
   Host& host_;
   std::deque<BufferEntry> buffer_;
   std::uint64_t next_seq_ = 1;

@@ -27,6 +27,13 @@ wire::Message::Builder Outbox::Header(capnp::MallocMessageBuilder& builder) cons
 
 void Outbox::Send(const Endpoint& to, capnp::MallocMessageBuilder& builder, Kind kind) {
   std::string frame = Pack(builder);
+  if (frame.size() > options_.max_message_bytes) {
+    // Every protocol keeps its messages under the cap (large states travel
+    // in chunks): this is a bug. Not sent — the transport would drop it.
+    ++stats_.messages_oversized;
+    if (oversized_) oversized_(to.name, frame.size());
+    return;
+  }
   if (kind == Kind::kAntiEntropy) stats_.ae_bytes_sent += frame.size();
   stats_.bytes_sent += frame.size();
   transport_.Send(to, std::move(frame));

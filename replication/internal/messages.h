@@ -6,8 +6,10 @@
 #include <capnp/message.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "replication/clock.h"
 #include "replication/node.h"
@@ -51,6 +53,10 @@ class Outbox {
   // An anti-entropy message is also counted as such (NodeStats::ae_bytes_sent).
   enum class Kind { kOther, kAntiEntropy };
   void Send(const Endpoint& to, capnp::MallocMessageBuilder& builder, Kind kind = Kind::kOther);
+  // Called for a message that would pass max_message_bytes (not sent).
+  void set_oversized(std::function<void(const std::string& to, std::size_t bytes)> fn) {
+    oversized_ = std::move(fn);
+  }
   // To a member by name; nothing when it is not a member.
   void SendToMember(const std::string& name, capnp::MallocMessageBuilder& builder,
                     Kind kind = Kind::kOther);
@@ -61,6 +67,7 @@ class Outbox {
   Transport& transport_;
   Clock& clock_;
   NodeStats& stats_;
+  std::function<void(const std::string& to, std::size_t bytes)> oversized_;
 };
 
 }  // namespace converge::replication::internal

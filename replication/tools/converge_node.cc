@@ -22,6 +22,8 @@
 //   root                                   the digest tree's root hash (hex)
 //   peers                                  "name state lag" per member, comma-separated
 //   stats                                  node and transport counters, key=value
+//   addbig KEY COUNT BYTES                 COUNT elements of BYTES bytes each
+//                                          into a set (local writes) -> ok
 //   forget NAME                            remove a dead member for good: majority
 //                                          and all stop counting it -> ok
 //   block NAME | unblock                   drop frames to/from NAME (fault injection)
@@ -282,6 +284,30 @@ class NodeProcess {
       });
       return s.ok() ? std::to_string(keys) : Error(s);
     }
+    if (command == "addbig") {
+      if (!arity(3, 3)) return "error INVALID_ARGUMENT: usage: addbig KEY COUNT BYTES";
+      std::uint64_t count = 0, bytes = 0;
+      try {
+        count = std::stoull(words[2]);
+        bytes = std::stoull(words[3]);
+      } catch (const std::exception&) {
+        return "error INVALID_ARGUMENT: COUNT and BYTES must be numbers";
+      }
+      if (count > 100'000 || bytes > (std::uint64_t{1} << 20)) {
+        return "error INVALID_ARGUMENT: at most 100000 elements of at most 1 MiB";
+      }
+      // Elements e<i>-<filler> of BYTES bytes each, one local write each.
+      for (std::uint64_t i = 0; i < count; ++i) {
+        std::string element = "e" + std::to_string(i) + "-";
+        element.resize(std::max<std::size_t>(element.size(), bytes),
+                       static_cast<char>('a' + i % 26));
+        const std::string answer = Write<StringSet>(
+            words[1], WriteConsistency::kLocal,
+            [element](StringSet& s, crdt::ReplicaId r) { return s.Add(r, element); });
+        if (answer != "ok") return answer;
+      }
+      return "ok";
+    }
     if (command == "forget") {
       if (!arity(1, 1)) return "error INVALID_ARGUMENT: usage: forget NAME";
       std::promise<Status> answer;
@@ -386,8 +412,11 @@ class NodeProcess {
         << " messages_rejected=" << n.messages_rejected
         << " entries_rejected=" << n.entries_rejected << " retirements=" << n.retirements
         << " members_forgotten=" << n.members_forgotten << " rejoined_as_new=" << n.rejoined_as_new
-        << " store_reloads=" << n.store_reloads << " verify_passes=" << n.verify_passes
-        << " digests_repaired=" << n.digests_repaired
+        << " chunks_sent=" << n.chunks_sent << " chunks_received=" << n.chunks_received
+        << " large_states_received=" << n.large_states_received
+        << " states_too_large=" << n.states_too_large
+        << " messages_oversized=" << n.messages_oversized << " store_reloads=" << n.store_reloads
+        << " verify_passes=" << n.verify_passes << " digests_repaired=" << n.digests_repaired
         << " tree_leaves_repaired=" << n.tree_leaves_repaired
         << " write_timeouts=" << n.write_timeouts << " buffer_entries=" << n.buffer_entries
         << " rounds=" << n.rounds << " timestamps_rejected=" << n.timestamps_rejected

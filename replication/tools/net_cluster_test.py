@@ -1762,6 +1762,40 @@ def scenario_forget(h: Harness) -> None:
              "n3 restarted and rejoined as a new member, 'all' confirmed by the three")
 
 
+def scenario_large_key(h: Harness) -> None:
+    # Issue 11: a key of ~6 MB (60 elements of 100 KB) and small keys on n1;
+    # a new, empty n2 catches up completely (equal roots) and keeps receiving
+    # later updates to the big key; the same after n2's directory is wiped.
+    names = ["n1", "n2"]
+    h.make_certs(h.certs, names)
+    ports = free_ports(2)
+    n1 = h.node("n1", ports[0])
+    n1.start()
+    answer = n1.cmd("addbig big 60 100000", timeout=120)
+    check(answer == "ok", f"addbig answered {answer!r}")
+    for k in range(20):
+        n1.write_ok(f"add small{k} x{k}")
+    n2 = h.node("n2", ports[1], seeds=[ports[0]])
+    for when in ("a new replica", "after its directory was wiped"):
+        n2.start()
+        start = time.monotonic()
+        wait_until(f"n2 ({when}) to hold everything",
+                   lambda: (n2.root() == n1.root(), f"n2 holds {n2.count('big')} of "
+                                                    f"{n1.count('big')} elements"), 120)
+        took = time.monotonic() - start
+        n1.write_ok(f"add big later-{when.split()[0]} all")
+        check(n2.count("big") == n1.count("big"), "a later 'all' write to the big key is not on n2")
+        stats = n2.stats()
+        check(stats["large_states_received"] >= 1 and stats["chunks_received"] >= 6,
+              f"n2 did not pull the big key in chunks: {stats}")
+        check(n1.stats()["messages_oversized"] == 0, "n1 built a message over the cap")
+        h.figure(f"large_key: {when}: a 6 MB key and 20 small ones caught up in {took:.1f} s "
+                 f"({stats['chunks_received']} chunks), later writes to it arrive")
+        n2.quit()
+        shutil.rmtree(n2.data_dir)
+    quit_all([n1])
+
+
 def scenario_clock_behind(h: Harness) -> None:
     # TESTPLAN R12, the other way round: n3's clock runs two hours behind.
     # Its peers' timestamps are two hours ahead of its own clock (far beyond
@@ -1796,6 +1830,7 @@ def scenario_clock_behind(h: Harness) -> None:
 
 
 SCENARIOS = {
+    "large_key": scenario_large_key,
     "forget": scenario_forget,
     "amnesia": scenario_amnesia,
     "clock_behind": scenario_clock_behind,
