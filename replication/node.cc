@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <set>
 #include <span>
 #include <unordered_map>
 #include <utility>
@@ -437,14 +438,28 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     capnp::MallocMessageBuilder builder;
     auto gossip = outbox_.Header(builder).getBody().initGossip();
     membership_.Fill(gossip, n_.self_.value());
-    // What we hold of each origin, so a node can learn it was rolled back.
+    // What we hold of the receiver's updates, so that it can learn it was
+    // rolled back (only its current ReplicaId matters: a process never
+    // issues under an earlier one). A receiver we do not know yet (a seed)
+    // gets the entries of every member's current id. The table of every id
+    // ever seen would grow with every restart in the cluster's life.
     const auto& held = applier_.origins();
-    auto origins = gossip.initOrigins(static_cast<unsigned>(held.size()));
-    unsigned i = 0;
-    for (const auto& [replica, seq] : held) {
-      origins[i].setReplica(replica);
-      origins[i].setSeq(seq);
-      ++i;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> wanted;
+    const auto add = [&](std::uint64_t replica) {
+      if (const auto it = held.find(replica); it != held.end()) wanted.push_back(*it);
+    };
+    if (const auto it = membership_.members().find(to.name);
+        it != membership_.members().end()) {
+      add(it->second.replica);
+    } else {
+      std::set<std::uint64_t> replicas;
+      for (const auto& [name, m] : membership_.members()) replicas.insert(m.replica);
+      for (const std::uint64_t replica : replicas) add(replica);
+    }
+    auto origins = gossip.initOrigins(static_cast<unsigned>(wanted.size()));
+    for (unsigned i = 0; i < wanted.size(); ++i) {
+      origins[i].setReplica(wanted[i].first);
+      origins[i].setSeq(wanted[i].second);
     }
     outbox_.Send(to, builder);
   }

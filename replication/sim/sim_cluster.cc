@@ -266,6 +266,43 @@ Write MixedWrite(std::mt19937_64& rng, int keys) {
   return CounterWrite(rng, keys);
 }
 
+// The replica ids a state names: in its causal context (causal types) or
+// its entries (counters); 0 for other types.
+std::size_t ContextReplicas(const std::string& state) {
+  const StatusOr<std::uint32_t> id = codec::PeekTypeId(state);
+  if (!id.ok()) return 0;
+  codec::DecodeOptions options;
+  options.trusted = true;
+  const auto causal = [&](auto type) -> std::size_t {
+    using T = decltype(type);
+    const StatusOr<T> decoded = codec::Decode<T>(state, options);
+    if (!decoded.ok()) return 0;
+    std::set<std::uint64_t> replicas;
+    for (const auto& e : decoded->context().vector()) replicas.insert(e.replica.value());
+    for (const crdt::Dot& d : decoded->context().cloud()) replicas.insert(d.replica.value());
+    return replicas.size();
+  };
+  const auto counter = [&](const crdt::GCounter& c) {
+    std::set<std::uint64_t> replicas;
+    for (const auto& e : c.entries()) replicas.insert(e.replica.value());
+    return replicas;
+  };
+  if (*id == codec::TypeIdOf<Cart>()) return causal(Cart{});
+  if (*id == codec::TypeIdOf<StringSet>()) return causal(StringSet{});
+  if (*id == codec::TypeIdOf<crdt::GCounter>()) {
+    const StatusOr<crdt::GCounter> c = codec::Decode<crdt::GCounter>(state, options);
+    return c.ok() ? counter(*c).size() : 0;
+  }
+  if (*id == codec::TypeIdOf<crdt::PnCounter>()) {
+    const StatusOr<crdt::PnCounter> c = codec::Decode<crdt::PnCounter>(state, options);
+    if (!c.ok()) return 0;
+    std::set<std::uint64_t> replicas = counter(c->increments());
+    replicas.merge(counter(c->decrements()));
+    return replicas.size();
+  }
+  return 0;
+}
+
 // --- the cluster ---------------------------------------------------------------
 
 struct SimNode {
@@ -275,6 +312,7 @@ struct SimNode {
   std::unique_ptr<SimTransport> transport;
   std::unique_ptr<Node> node;
   int starts = 0;
+  int replaced = 0;                  // times the slot's node was replaced
   int down_for = -1;                 // the crash episode that took it down
   std::uint64_t wall_offset_ms = 0;  // its wall clock, as an offset from virtual time
   std::uint64_t replaced_ms = 0;     // when its store was last wiped or rolled back
@@ -308,6 +346,10 @@ class Simulation {
   void CrashNode(int i);
   enum class Restart { kIntact, kWiped, kRolledBack };
   void RestartNode(int i, Restart how, int episode);
+  // Destroys node i for good and starts a new node under a new name in its
+  // place; the old one is forgotten once it is dead.
+  void ReplaceNode(int i);
+  void ForgetLater(const std::string& name, int attempt);
   void IssueWrite(int preferred);
   void TakeSnapshots();
   void CutLink(const std::string& from, const std::string& to);
@@ -332,7 +374,9 @@ class Simulation {
     NodeOptions n;
     n.name = nodes_[static_cast<std::size_t>(i)].name;
     n.address = n.name;
-    for (int s = 0; s < std::min(2, o_.nodes); ++s) n.seeds.push_back("n" + std::to_string(s));
+    for (int s = 0; s < std::min(2, o_.nodes); ++s) {
+      n.seeds.push_back(nodes_[static_cast<std::size_t>(s)].name);
+    }
     n.gossip_interval_ms = o_.gossip_interval_ms;
     n.fanout = o_.fanout;
     // The deployment says how many replicas it has, so majority and all keep
@@ -437,6 +481,49 @@ void Simulation::RestartNode(int i, Restart how, int episode) {
     n.replaced_ms = world_.now_ms();
   }
   StartNode(i);
+}
+
+void Simulation::ReplaceNode(int i) {
+  SimNode& n = nodes_[static_cast<std::size_t>(i)];
+  const std::string old = n.name;
+  if (n.up()) CrashNode(i);
+  n.down_for = -1;  // a pending restart of a crash episode does not apply
+  ExcuseLostWrites(i, nullptr);
+  ++report_.replacements;
+  ++n.replaced;
+  n.name = "n" + std::to_string(i) + "r" + std::to_string(n.replaced);
+  const std::uint64_t id = crdt::internal::Mix64(o_.seed ^ (std::uint64_t{0x2e91} << 32) ^
+                                                 (static_cast<std::uint64_t>(i) << 16) ^
+                                                 static_cast<std::uint64_t>(n.replaced));
+  n.store = std::make_unique<storage::MemoryStore>(registry_, crdt::ReplicaId{id | 1});
+  n.snapshots.clear();
+  n.replaced_ms = world_.now_ms();
+  Trace("replace " + old + " by " + n.name);
+  StartNode(i);
+  // The operator forgets the old node once the others see it dead.
+  world_.ScheduleAt(world_.now_ms() + OptionsFor(i).dead_after_ms + 2 * o_.gossip_interval_ms,
+                    [this, old] { ForgetLater(old, 0); });
+}
+
+void Simulation::ForgetLater(const std::string& name, int attempt) {
+  // As an operator would: on a node that lists it as dead. Until one does
+  // (a node that learned of it lately takes it for alive a while; one that
+  // was down may bring it back from its store when it restarts), look again
+  // every second, for a minute.
+  for (SimNode& n : nodes_) {
+    if (!n.up()) continue;
+    for (const PeerStatus& p : n.node->Peers()) {
+      if (p.name != name || p.state != "dead") continue;
+      n.node->Forget(name, [this, name](Status s) {
+        Trace("forget " + name + ": " + (s.ok() ? "ok" : s.ToString()));
+      });
+      return;
+    }
+  }
+  if (attempt < 60) {
+    world_.ScheduleAt(world_.now_ms() + 1'000,
+                      [this, name, attempt] { ForgetLater(name, attempt + 1); });
+  }
 }
 
 bool Simulation::Holds(const std::optional<std::string>& state, const std::string& delta) const {
@@ -731,9 +818,11 @@ SimulationReport Simulation::Run() {
   world_.set_faults(faults);
 
   nodes_.resize(static_cast<std::size_t>(o_.nodes));
+  // Named first: a node's seeds are the first two nodes' names.
+  for (int i = 0; i < o_.nodes; ++i)
+    nodes_[static_cast<std::size_t>(i)].name = "n" + std::to_string(i);
   for (int i = 0; i < o_.nodes; ++i) {
     SimNode& n = nodes_[static_cast<std::size_t>(i)];
-    n.name = "n" + std::to_string(i);
     constexpr std::uint64_t kEpochMs = 1'700'000'000'000ULL;
     n.wall_offset_ms = kEpochMs - o_.skew_ms + Uniform(rng_, 0, 2 * o_.skew_ms);
     n.store = std::make_unique<storage::MemoryStore>(
@@ -789,6 +878,13 @@ SimulationReport Simulation::Run() {
     });
     last_fault_ms_ = std::max(last_fault_ms_, at);
   }
+  for (int k = 0; k < o_.replacements; ++k) {
+    const int node = static_cast<int>(rng_() % static_cast<std::uint64_t>(o_.nodes));
+    const std::uint64_t at = Uniform(rng_, window_start + 1'000, window_end);
+    world_.ScheduleAt(at, [this, node] { ReplaceNode(node); });
+    // The old node is forgotten once it is dead (a few seconds later).
+    last_fault_ms_ = std::max(last_fault_ms_, at + OptionsFor(node).dead_after_ms + 3'000);
+  }
   for (int k = 0; k < o_.crashes; ++k) schedule_crash(Restart::kIntact);
   for (int k = 0; k < o_.wipes; ++k) schedule_crash(Restart::kWiped);
   for (int k = 0; k < o_.rollbacks; ++k) schedule_crash(Restart::kRolledBack);
@@ -840,7 +936,18 @@ SimulationReport Simulation::Run() {
     report.violations.push_back("the nodes diverged again after converging");
   }
   report.faults_injected = report.partitions + report.crashes + report.wipes + report.rollbacks +
-                           report.clock_jumps + (o_.skew_ms > 0 ? 1 : 0);
+                           report.replacements + report.clock_jumps + (o_.skew_ms > 0 ? 1 : 0);
+  // Metadata once settled.
+  report.max_gossip_frame_bytes = world_.max_frame_sent();
+  for (const SimNode& n : nodes_) {
+    if (n.up()) {
+      report.members_max = std::max<std::uint64_t>(report.members_max, n.node->Peers().size() + 1);
+    }
+  }
+  for (const auto& [key, state] : nodes_[0].store->TakeSnapshot().states) {
+    report.max_context_replicas =
+        std::max<std::uint64_t>(report.max_context_replicas, ContextReplicas(state));
+  }
   Check(report);
 
   const NodeStats stats = TotalStats();
@@ -957,6 +1064,7 @@ StatusOr<SimulationOptions> ParseReplayCommand(std::string_view line) {
       {"--crashes", number(&o.crashes)},
       {"--wipes", number(&o.wipes)},
       {"--rollbacks", number(&o.rollbacks)},
+      {"--replacements", number(&o.replacements)},
       {"--skew-ms", number(&o.skew_ms)},
       {"--clock-jumps", number(&o.clock_jumps)},
       {"--jump-ms", number(&o.jump_ms)},
@@ -1001,6 +1109,7 @@ std::string ReplayCommand(const SimulationOptions& o) {
   if (o.crashes != d.crashes) out << " --crashes " << o.crashes;
   if (o.wipes != d.wipes) out << " --wipes " << o.wipes;
   if (o.rollbacks != d.rollbacks) out << " --rollbacks " << o.rollbacks;
+  if (o.replacements != d.replacements) out << " --replacements " << o.replacements;
   if (o.skew_ms != d.skew_ms) out << " --skew-ms " << o.skew_ms;
   if (o.clock_jumps != d.clock_jumps) out << " --clock-jumps " << o.clock_jumps;
   if (o.jump_ms != d.jump_ms) out << " --jump-ms " << o.jump_ms;

@@ -61,6 +61,10 @@ struct SimulationOptions {
   int crashes = 0;     // a node crashes and restarts with its data
   int wipes = 0;       // ... restarts with its data directory lost
   int rollbacks = 0;   // ... restarts with its data directory rolled back
+  // A node destroyed for good (its data gone) and a new one started in its
+  // place under a new name; the operator forgets the old one (Node::Forget
+  // on a live node, once it is dead).
+  int replacements = 0;
   // Clocks: each node's wall clock is off by up to ±skew_ms, and
   // `clock_jumps` times a node's wall clock jumps back by jump_ms. Nodes
   // refuse last-writer-wins timestamps more than hlc_max_offset_ms ahead of
@@ -100,7 +104,7 @@ struct SimulationReport {
   std::uint64_t writes_lost_with_data = 0;  // excused: their only copies were wiped
   std::uint64_t dots_reused = 0;
   std::uint64_t faults_injected = 0;  // partitions + crashes + wipes + rollbacks done
-  std::uint64_t partitions = 0, crashes = 0, wipes = 0, rollbacks = 0;
+  std::uint64_t partitions = 0, crashes = 0, wipes = 0, rollbacks = 0, replacements = 0;
   std::uint64_t retirements = 0;  // new incarnations, summed over nodes
   std::uint64_t clock_jumps = 0;
   std::uint64_t timestamps_rejected = 0;  // far-future LWW writes refused (for a while)
@@ -109,6 +113,12 @@ struct SimulationReport {
   std::uint64_t frames_delivered = 0;
   std::uint64_t ae_keys_repaired = 0;
   std::uint64_t intervals_rejected = 0;
+  // Metadata, for long lives: the largest frame any node sent; once settled,
+  // the most replica ids in any key's causal context (or counter), and the
+  // most members any node lists (itself included).
+  std::uint64_t max_gossip_frame_bytes = 0;
+  std::uint64_t max_context_replicas = 0;
+  std::uint64_t members_max = 0;
   std::uint64_t trace_hash = 0;
   std::uint64_t events = 0;
   std::string replay;  // the converge-sim command that replays this run

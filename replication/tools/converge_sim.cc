@@ -51,6 +51,10 @@ nlohmann::json ToJson(const SimulationOptions& o, const SimulationReport& r) {
   j["crashes"] = r.crashes;
   j["wipes"] = r.wipes;
   j["rollbacks"] = r.rollbacks;
+  j["replacements"] = r.replacements;
+  j["max_gossip_frame_bytes"] = r.max_gossip_frame_bytes;
+  j["max_context_replicas"] = r.max_context_replicas;
+  j["members_max"] = r.members_max;
   j["retirements"] = r.retirements;
   j["clock_jumps"] = r.clock_jumps;
   j["timestamps_rejected"] = r.timestamps_rejected;
@@ -207,12 +211,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1000));
   app.add_option("--crashes", o.crashes, "crash and restart episodes (data kept)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 1000));
+      ->check(CLI::Range(0, 100'000));
   app.add_option("--wipes", o.wipes, "crash and restart episodes with the data directory lost")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
   app.add_option("--rollbacks", o.rollbacks,
                  "crash and restart episodes with the data directory rolled back to an older copy")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--replacements", o.replacements,
+                 "nodes destroyed for good, each replaced by a new node under a new name (the "
+                 "operator forgets the old one once it is dead)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
   app.add_option("--skew-ms", o.skew_ms, "each node's wall clock off by up to this much (±)")
@@ -294,17 +303,29 @@ int main(int argc, char** argv) {
     }
     static constexpr const char* kSwarmOnly[] = {"--budget-s", "--seeds-per-mix", "--seed-base",
                                                  "--mix", "--threads"};
-    static constexpr const char* kRunOnly[] = {"--nodes",       "--fanout",
-                                               "--seed",        "--loss",
-                                               "--dup",         "--reorder",
-                                               "--partitions",  "--crashes",
-                                               "--wipes",       "--rollbacks",
-                                               "--skew-ms",     "--clock-jumps",
-                                               "--jump-ms",     "--hlc-max-offset-ms",
-                                               "--workload",    "--writes",
-                                               "--keys",        "--majority-percent",
-                                               "--all-percent", "--gossip-interval-ms",
-                                               "--window-ms",   "--max-rounds"};
+    static constexpr const char* kRunOnly[] = {"--nodes",
+                                               "--fanout",
+                                               "--seed",
+                                               "--loss",
+                                               "--dup",
+                                               "--reorder",
+                                               "--partitions",
+                                               "--crashes",
+                                               "--wipes",
+                                               "--rollbacks",
+                                               "--replacements",
+                                               "--skew-ms",
+                                               "--clock-jumps",
+                                               "--jump-ms",
+                                               "--hlc-max-offset-ms",
+                                               "--workload",
+                                               "--writes",
+                                               "--keys",
+                                               "--majority-percent",
+                                               "--all-percent",
+                                               "--gossip-interval-ms",
+                                               "--window-ms",
+                                               "--max-rounds"};
     if (swarm.swarm) {
       for (const char* flag : kRunOnly) {
         if (app.count(flag) > 0) {
