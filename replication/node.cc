@@ -345,7 +345,10 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     ++stats_.rounds;
     membership_.Beat();
     const std::uint64_t now = n_.clock_.NowMs();
-    membership_.UpdateStates(now, n_.clock_.WallMs());
+    for (const std::string& name : membership_.UpdateStates(now, n_.clock_.WallMs())) {
+      log_.Warn("replication: forgetting member " + name + ", which left an hour ago");
+      Forgotten(name);
+    }
     if (n_.options_.forget_dead_after_ms > 0) {
       for (const std::string& name : membership_.Dead()) {
         const internal::Member& m = membership_.members().at(name);
@@ -448,8 +451,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     const auto add = [&](std::uint64_t replica) {
       if (const auto it = held.find(replica); it != held.end()) wanted.push_back(*it);
     };
-    if (const auto it = membership_.members().find(to.name);
-        it != membership_.members().end()) {
+    if (const auto it = membership_.members().find(to.name); it != membership_.members().end()) {
       add(it->second.replica);
     } else {
       std::set<std::uint64_t> replicas;

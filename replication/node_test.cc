@@ -1096,7 +1096,10 @@ TEST(NodeTest, AWritePastTheMaximumKeySizeFailsAndChangesNothing) {
   std::vector<Status> answers;
   for (int i = 0; i < 3; ++i) {
     node.Update<Set>(
-        "set:k", [&](Set& s, crdt::ReplicaId r) { return s.Add(r, std::string(100'000, static_cast<char>('a' + i))); },
+        "set:k",
+        [&](Set& s, crdt::ReplicaId r) {
+          return s.Add(r, std::string(100'000, static_cast<char>('a' + i)));
+        },
         WriteConsistency::kLocal, [&](StatusOr<Set> d) { answers.push_back(d.status()); });
     world.RunFor(1);
   }
@@ -1107,6 +1110,32 @@ TEST(NodeTest, AWritePastTheMaximumKeySizeFailsAndChangesNothing) {
   EXPECT_EQ(node.Read<Set>("set:k")->size(), 2u);
   EXPECT_EQ(node.stats().states_too_large, 1u);
   node.Stop();
+}
+
+// A member that left gracefully is forgotten an hour later (it would stay in
+// every member list and gossip message for good); under its name again, a
+// new process joins as a new member.
+TEST(NodeTest, AMemberThatLeftIsForgottenAnHourLater) {
+  sim::SimWorld world(41);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  std::vector<SimNode> nodes(2);
+  for (int i = 0; i < 2; ++i) {
+    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
+                 static_cast<std::uint64_t>(i) + 900);
+  }
+  world.RunFor(1000);
+  nodes[1].node->Leave();
+  world.RunFor(1000);
+  ASSERT_EQ(nodes[0].node->Peers().size(), 1u);
+  EXPECT_EQ(nodes[0].node->Peers()[0].state, "left");
+  world.RunFor(3'600'000);
+  EXPECT_TRUE(nodes[0].node->Peers().empty());
+  EXPECT_EQ(nodes[0].node->stats().members_forgotten, 1u);
+  StartSimNode(world, nodes[1], 1, registry, 901);
+  world.RunFor(2000);
+  ASSERT_EQ(nodes[0].node->Peers().size(), 1u);
+  EXPECT_EQ(nodes[0].node->Peers()[0].state, "alive");
+  for (auto& n : nodes) n.node->Stop();
 }
 
 }  // namespace

@@ -52,7 +52,20 @@ std::optional<std::uint64_t> Membership::last_heard_ms(const std::string& name) 
   return it->second.last_heard_ms;
 }
 
-void Membership::UpdateStates(std::uint64_t now, std::uint64_t wall_ms) {
+std::vector<std::string> Membership::UpdateStates(std::uint64_t now, std::uint64_t wall_ms) {
+  // Members that left long ago are forgotten (they would stay in every list
+  // and every gossip message for good); one that comes back under its name
+  // has a greater generation and joins again.
+  std::vector<std::pair<std::string, std::uint64_t>> departed;
+  for (const auto& [name, m] : members_) {
+    if (m.left && now - m.last_change_ms > kForgetLeftAfterMs) {
+      departed.emplace_back(name, m.generation);
+    }
+  }
+  std::vector<std::string> removed;
+  for (const auto& [name, generation] : departed) {
+    if (Bury(name, Tombstone{generation, wall_ms})) removed.push_back(name);
+  }
   for (auto it = forgotten_.begin(); it != forgotten_.end();) {
     if (wall_ms > it->second.wall_ms + kTombstoneMs) {
       storage::WriteBatch batch;
@@ -73,6 +86,7 @@ void Membership::UpdateStates(std::uint64_t now, std::uint64_t wall_ms) {
               : silent > options_.suspect_after_ms ? MemberState::kSuspect
                                                    : MemberState::kAlive;
   }
+  return removed;
 }
 
 Membership::Merged Membership::Merge(wire::Gossip::Reader gossip, std::uint64_t now) {

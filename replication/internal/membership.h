@@ -66,9 +66,10 @@ class Membership {
              std::optional<std::int64_t> clock_offset_ms);
   [[nodiscard]] std::optional<std::uint64_t> last_heard_ms(const std::string& name) const;
 
-  // Suspicion and death from silence, and the expiry of forgotten members'
-  // tombstones (each round).
-  void UpdateStates(std::uint64_t now, std::uint64_t wall_ms);
+  // Suspicion and death from silence, the expiry of forgotten members'
+  // tombstones, and members that left long ago forgotten (each round).
+  // Returns the names forgotten.
+  std::vector<std::string> UpdateStates(std::uint64_t now, std::uint64_t wall_ms);
 
   struct Merged {
     std::vector<std::string> removed;  // members forgotten by a peer's operator
@@ -91,6 +92,8 @@ class Membership {
   // How long a tombstone is kept (and gossiped): a node cut off for longer
   // may bring the forgotten member back as a dead one, to be forgotten again.
   static constexpr std::uint64_t kTombstoneMs = 7ULL * 24 * 3600 * 1000;
+  // A member that left gracefully is forgotten this long after it left.
+  static constexpr std::uint64_t kForgetLeftAfterMs = 3600ULL * 1000;
   [[nodiscard]] std::size_t forgotten() const { return forgotten_.size(); }
 
   [[nodiscard]] const std::map<std::string, Member>& members() const { return members_; }
