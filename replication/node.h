@@ -138,7 +138,7 @@ struct NodeStats {
   std::uint64_t ae_bytes_sent = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
-  std::uint64_t messages_rejected = 0;    // malformed or foreign
+  std::uint64_t messages_rejected = 0;  // malformed or foreign
   // Remote entries (deltas, states) that do not decode as a type this node
   // knows or do not join into its state: not held, never acknowledged.
   std::uint64_t entries_rejected = 0;
@@ -153,8 +153,8 @@ struct NodeStats {
   std::uint64_t large_states_received = 0;
   std::uint64_t states_too_large = 0;
   std::uint64_t messages_oversized = 0;
-  std::uint64_t members_forgotten = 0;    // by an operator, a peer, or forget_dead_after_ms
-  std::uint64_t rejoined_as_new = 0;      // times this node learned it was forgotten
+  std::uint64_t members_forgotten = 0;  // by an operator, a peer, or forget_dead_after_ms
+  std::uint64_t rejoined_as_new = 0;    // times this node learned it was forgotten
   // Self-checking state: the digest tree and sequences read back after the
   // store reopened from a disk error; full verifications of the digest
   // index and tree against the states; what those found wrong and fixed
