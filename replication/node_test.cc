@@ -60,19 +60,8 @@ TEST(NodeTest, ThreeNodesConverge) {
   auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
   std::vector<SimNode> nodes(3);
   for (int i = 0; i < 3; ++i) {
-    const std::string name = "n" + std::to_string(i);
-    auto& n = nodes[static_cast<std::size_t>(i)];
-    n.store = std::make_unique<storage::MemoryStore>(
-        registry, crdt::ReplicaId{static_cast<std::uint64_t>(i) + 100});
-    n.clock = std::make_unique<sim::SimClock>(world);
-    n.transport = std::make_unique<sim::SimTransport>(world, name);
-    NodeOptions options;
-    options.name = name;
-    options.address = name;
-    options.seeds = {"n0"};
-    options.seed = static_cast<std::uint64_t>(i) + 1;
-    n.node = std::make_unique<Node>(options, *n.store, *n.transport, *n.clock, registry);
-    ASSERT_TRUE(n.node->Start().ok());
+    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
+                 static_cast<std::uint64_t>(i) + 100);
   }
   world.RunFor(1000);
   int done = 0;
