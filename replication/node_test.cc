@@ -36,15 +36,17 @@ struct SimNode {
 
 // Starts node "n<i>" of a simulated cluster seeded with n0 (a store of
 // replica `replica` is made unless it has one: a restart keeps it);
-// `tweak` adjusts its options.
+// `tweak` adjusts its options; its transport drops frames over
+// `max_frame_bytes`.
 void StartSimNode(sim::SimWorld& world, SimNode& n, int i,
                   const std::shared_ptr<codec::TypeRegistry>& registry, std::uint64_t replica,
-                  const std::function<void(NodeOptions&)>& tweak = {}) {
+                  const std::function<void(NodeOptions&)>& tweak = {},
+                  std::size_t max_frame_bytes = std::size_t{4} << 20) {
   const std::string name = "n" + std::to_string(i);
   if (!n.store)
     n.store = std::make_unique<storage::MemoryStore>(registry, crdt::ReplicaId{replica});
   n.clock = std::make_unique<sim::SimClock>(world);
-  n.transport = std::make_unique<sim::SimTransport>(world, name);
+  n.transport = std::make_unique<sim::SimTransport>(world, name, max_frame_bytes);
   NodeOptions options;
   options.name = name;
   options.address = name;
@@ -1021,18 +1023,9 @@ TEST(NodeTest, AKeyLargerThanAMessageReachesANewReplica) {
   auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
   std::vector<SimNode> nodes(2);
   const auto start = [&](int i) {
-    auto& n = nodes[static_cast<std::size_t>(i)];
-    const std::string name = "n" + std::to_string(i);
-    n.clock = std::make_unique<sim::SimClock>(world);
-    n.transport = std::make_unique<sim::SimTransport>(world, name, std::size_t{1} << 20);
-    NodeOptions o;
-    o.name = o.address = name;
-    o.seeds = {"n0"};
-    o.seed = static_cast<std::uint64_t>(i) + 1;
-    n.node = std::make_unique<Node>(o, *n.store, *n.transport, *n.clock, registry);
-    ASSERT_TRUE(n.node->Start().ok());
+    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
+                 static_cast<std::uint64_t>(i) + 71, {}, std::size_t{1} << 20);
   };
-  nodes[0].store = std::make_unique<storage::MemoryStore>(registry, crdt::ReplicaId{71});
   start(0);
   const auto add = [&](const std::string& key, const std::string& element) {
     nodes[0].node->Update<Set>(
@@ -1055,7 +1048,7 @@ TEST(NodeTest, AKeyLargerThanAMessageReachesANewReplica) {
         << when;
   };
   for (const char* when : {"a new replica", "after its data was wiped"}) {
-    nodes[1].store = std::make_unique<storage::MemoryStore>(registry, crdt::ReplicaId{72});
+    nodes[1].store.reset();  // a new replica, then one whose data was wiped
     start(1);
     caught_up(when);
     add("set:big", std::string(50'000, 'z') + when);  // later updates follow

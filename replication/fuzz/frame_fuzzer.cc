@@ -69,6 +69,7 @@
 #include "replication/clock.h"
 #include "replication/fuzz/frame_harness.h"
 #include "replication/hash_tree.h"
+#include "replication/internal/log.h"
 #include "replication/internal/messages.h"
 #include "replication/internal/read_every_field.h"
 #include "replication/internal/records.h"
@@ -261,23 +262,7 @@ std::optional<Header> ReadWholeMessage(std::string_view frame, std::uint64_t lim
 
 // --- the node's state -------------------------------------------------------------
 
-// Printable ASCII as is, other bytes as \xNN.
-std::string Printable(std::string_view bytes) {
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes.substr(0, 64)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f && c != '\\') {
-      out += c;
-    } else {
-      out += "\\x";
-      out += hex[u >> 4];
-      out += hex[u & 0xf];
-    }
-  }
-  if (bytes.size() > 64) out += "...";
-  return out;
-}
+using internal::Printable;
 
 std::string Describe(std::string_view bytes) {
   static const char* hex = "0123456789abcdef";

@@ -51,16 +51,12 @@ class NodeLog {
   std::uint64_t suppressed_ = 0;
 };
 
-// `bytes` for a log line: printable ASCII kept, the rest escaped, at most
-// 80 characters of it.
-inline std::string Printable(std::string_view bytes) {
+// `bytes` for a log line or a report: printable ASCII kept, the rest (and
+// quotes and backslashes) as \xNN; the first `max_bytes` only, then "...".
+inline std::string Printable(std::string_view bytes, std::size_t max_bytes = 64) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  for (const char c : bytes) {
-    if (out.size() >= 80) {
-      out += "...";
-      break;
-    }
+  for (const char c : bytes.substr(0, max_bytes)) {
     const auto u = static_cast<unsigned char>(c);
     if (u >= 0x20 && u < 0x7f && c != '\\' && c != '\'') {
       out += c;
@@ -70,6 +66,7 @@ inline std::string Printable(std::string_view bytes) {
       out += kHex[u & 0xf];
     }
   }
+  if (bytes.size() > max_bytes) out += "...";
   return out;
 }
 
