@@ -50,6 +50,23 @@ if(faults EQUAL 0)
   message(FATAL_ERROR "converge-sim injected no fault for ${args}: ${first}")
 endif()
 
+# Long lives (issue 11): crashes beyond the old cap of 1,000, replacements,
+# and the metadata fields.
+set(churn --nodes 5 --seed 12 --workload cart --writes 200 --crashes 2000 --replacements 2)
+run_sim(churned status ${churn})
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "converge-sim ${churn} exited ${status}: ${churned}")
+endif()
+require_fields("converge-sim --json" "${churned}" replacements max_gossip_frame_bytes
+               max_context_replicas members_max)
+string(JSON replacements GET "${churned}" replacements)
+string(JSON members GET "${churned}" members_max)
+string(JSON frame GET "${churned}" max_gossip_frame_bytes)
+if(NOT replacements EQUAL 2 OR NOT members EQUAL 5 OR frame EQUAL 0)
+  message(FATAL_ERROR "converge-sim ${churn}: replacements ${replacements} (2 asked), members_max "
+                      "${members} (5 live, the 2 replaced ones forgotten), max frame ${frame}")
+endif()
+
 run_sim(second status ${args})
 string(JSON hash1 GET "${first}" trace_hash)
 string(JSON hash2 GET "${second}" trace_hash)
