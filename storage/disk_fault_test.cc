@@ -199,7 +199,15 @@ TEST(DiskFaultFiuTest, RandomLibcWriteAndSyncErrorsInTheWriterProcess) {
     if (r.exit_code == 0) ++ok_runs;
     return r;
   };
-  for (int i = 0; i < runs; ++i) (void)run(true, 300);
+  // A writer stops at the first error its store cannot go on from, so how
+  // much a run acknowledges varies with where libfiu strikes (from ~20 to
+  // 300 writes): more runs until the ledger has enough to check, bounded.
+  const std::uint64_t enough = static_cast<std::uint64_t>(runs) * 50;
+  int faulty_runs = 0;
+  for (; faulty_runs < runs || (ledger.acked_writes() < enough && faulty_runs < runs * 8);
+       ++faulty_runs) {
+    (void)run(true, 300);
+  }
   const testing::ChildResult clean = run(false, 50);
   EXPECT_EQ(clean.exit_code, 0);
 
@@ -208,12 +216,12 @@ TEST(DiskFaultFiuTest, RandomLibcWriteAndSyncErrorsInTheWriterProcess) {
   auto store = RocksStore::Open(dir, options);
   ASSERT_TRUE(store.ok()) << store.status();
   const Ledger::Report report = ledger.Check(**store);
-  std::cout << "R11 fiu-run: runs " << runs + 1 << " (" << ok_runs
+  std::cout << "R11 fiu-run: runs " << faulty_runs + 1 << " (" << ok_runs
             << " closed cleanly), failed updates " << fail_lines << ", " << report.Summary()
             << "\n";
   EXPECT_TRUE(report.ok()) << report.Summary();
   EXPECT_GT(fail_lines, 0u) << "no fault was injected";
-  EXPECT_GT(ledger.acked_writes(), static_cast<std::uint64_t>(runs) * 50);
+  EXPECT_GE(ledger.acked_writes(), enough);
   ASSERT_TRUE((*store)->Close().ok());
 }
 
