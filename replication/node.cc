@@ -102,11 +102,12 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     // first write), and a rolled-back replica would reissue dots that peers
     // already hold for other writes. So only a store created by this very
     // process keeps its id; any other continues under a new incarnation
-    // before its first dot. (The cost: one more version-vector entry in the
-    // keys it writes from now on.)
-    if (!identity.created || n_.update_seq_ > 0 || n_.store_.dot_lease_end() > 0) {
-      CONVERGE_RETURN_IF_ERROR(Retire().WithContext("new incarnation at start"));
-    }
+    // before its first dot (SubmitGroup). Not at start: a process that never
+    // writes (a crash loop before any traffic) adds no replica id to any
+    // key. (The cost of one that writes: one more version-vector entry in
+    // the keys it writes from now on.)
+    retire_before_first_dot_ =
+        !identity.created || n_.update_seq_ > 0 || n_.store_.dot_lease_end() > 0;
     // A new process has a greater generation than every earlier one of this
     // node, so that peers replace its member entry (they keep the greater
     // (generation, heartbeat)): above the persisted one, and time-based so
@@ -217,6 +218,12 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     if (!running_) {
       for (Incoming& in : group) in.done(Status(StatusCode::kUnavailable, "node is not running"));
       return;
+    }
+    if (retire_before_first_dot_) {
+      if (Status s = Retire().WithContext("new incarnation before the first update"); !s.ok()) {
+        for (Incoming& in : group) in.done(s);
+        return;
+      }
     }
     struct Made {
       Incoming* in;
@@ -359,6 +366,18 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
       }
     }
     deltas_.Trim();
+    // The origin table keeps the members' current replicas only (once every
+    // live one told us its own: a restarted node knows none at first).
+    if (applier_.origins().size() > membership_.members().size() + 1) {
+      std::set<std::uint64_t> current{n_.self_.value()};
+      bool known = true;
+      for (const auto& [name, m] : membership_.members()) {
+        current.insert(m.replica);
+        known = known && (m.replica != 0 || m.state == internal::MemberState::kDead ||
+                          m.state == internal::MemberState::kLeft);
+      }
+      if (known) applier_.RetainOrigins(current);
+    }
     // Alive and suspected members: gossip and deltas to `fanout` of them.
     std::vector<std::string> live = membership_.Live();
     const std::vector<std::string> dead = membership_.Dead();
@@ -373,10 +392,15 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     if (!dead.empty() && stats_.rounds % 4 == 0) {
       SendGossip(*membership_.EndpointOf(dead[rng_() % dead.size()]));
     }
-    // No member known yet: keep knocking at the seeds.
-    if (membership_.empty()) {
+    // Seeds not known as members: knock at them, every round while no
+    // member is known, and every 4th round after. (Two groups can form
+    // apart at first, each around the seed it heard from while its
+    // messages to the other seed were lost; they would never meet.)
+    if (membership_.empty() || stats_.rounds % 4 == 0) {
       for (const std::string& seed : n_.options_.seeds) {
-        if (seed != n_.options_.address) SendGossip(Endpoint{"", seed});
+        if (seed != n_.options_.address && !membership_.KnowsAddress(seed)) {
+          SendGossip(Endpoint{"", seed});
+        }
       }
     }
     // Anti-entropy with one peer: one that needs it, else a random one.
@@ -599,6 +623,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
   // sequence starts again at 0.
   Status Retire() {
     CONVERGE_RETURN_IF_ERROR(n_.store_.Retire());
+    retire_before_first_dot_ = false;
     n_.self_ = n_.store_.identity().replica;
     n_.update_seq_ = 0;
     storage::WriteBatch batch;
@@ -647,7 +672,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
         continue;
       }
       deltas_.Append(std::string(e.key), std::string(e.delta), e.origin, e.origin_seq,
-                     /*local=*/e.origin == n_.self_.value());
+                     /*local=*/e.origin == n_.self_.value() && !retire_before_first_dot_);
       ++stats_.deltas_applied;
     }
     ae_.Changed(applied->changes);
@@ -764,6 +789,9 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
   internal::Verifier verifier_;
   std::uint64_t store_reopens_ = 0;  // the store's reopens() our tree reflects
   bool running_ = false;
+  // This process must continue under a new incarnation before it issues
+  // its first dot (a store it did not create: see Start).
+  bool retire_before_first_dot_ = false;
   Clock::TimerId round_timer_ = 0;
   std::mutex incoming_mu_;
   std::vector<Incoming> incoming_;  // guarded by incoming_mu_

@@ -57,6 +57,104 @@ void StartSimNode(sim::SimWorld& world, SimNode& n, int i,
   ASSERT_TRUE(n.node->Start().ok());
 }
 
+// Every incarnation of a replica leaves an entry in its peers' origin
+// tables (the highest update of it they hold). Only the members' current
+// replicas are ever read, so the tables drop the rest: bounded by the
+// members however many times one of them restarted.
+TEST(NodeTest, OriginTablesKeepOnlyTheMembersCurrentReplicas) {
+  using Set = crdt::OrSet<std::string>;
+  sim::SimWorld world(61);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  std::vector<SimNode> nodes(3);
+  for (int i = 0; i < 3; ++i) {
+    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
+                 static_cast<std::uint64_t>(i) + 610);
+  }
+  world.RunFor(1000);
+  const auto add = [&](int i, const std::string& element) {
+    nodes[static_cast<std::size_t>(i)].node->Update<Set>(
+        "set:k", [&](Set& s, crdt::ReplicaId r) { return s.Add(r, element); },
+        WriteConsistency::kLocal, [](StatusOr<Set> d) { EXPECT_TRUE(d.ok()) << d.status(); });
+    world.RunFor(500);
+  };
+  add(0, "a");
+  add(1, "b");
+  std::set<std::uint64_t> incarnations;
+  for (int restart = 0; restart < 8; ++restart) {  // each life of n2 writes
+    add(2, "c" + std::to_string(restart));
+    incarnations.insert(nodes[2].node->replica().value());
+    nodes[2].node->Stop();
+    nodes[2].node.reset();
+    StartSimNode(world, nodes[2], 2, registry, 0);
+    world.RunFor(1000);
+  }
+  add(2, "last");
+  incarnations.insert(nodes[2].node->replica().value());
+  EXPECT_EQ(incarnations.size(), 9u);
+  world.RunFor(3000);
+  const std::set<std::uint64_t> current{nodes[0].node->replica().value(),
+                                        nodes[1].node->replica().value(),
+                                        nodes[2].node->replica().value()};
+  for (int i = 0; i < 2; ++i) {
+    StatusOr<std::map<std::uint64_t, std::uint64_t>> held =
+        internal::records::LoadOrigins(*nodes[static_cast<std::size_t>(i)].store);
+    ASSERT_TRUE(held.ok());
+    for (const auto& [replica, seq] : *held) {
+      EXPECT_TRUE(current.contains(replica))
+          << "n" << i << " still holds an entry of retired replica " << replica;
+    }
+    EXPECT_EQ(held->at(nodes[2].node->replica().value()), 1u);
+  }
+  StatusOr<Set> set = nodes[0].node->Read<Set>("set:k");
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set->size(), 11u) << "every life's write arrived";
+  for (auto& n : nodes) n.node->Stop();
+}
+
+// Two groups can form apart at start, each around the seed it first heard
+// from while its messages to the other seed were lost (the swarm's loss30
+// seed 943777796). Seeds not known as members are knocked at now and then,
+// so the groups meet once the network lets them.
+TEST(NodeTest, GroupsThatFormedApartAroundDifferentSeedsMeet) {
+  sim::SimWorld world(77);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  std::vector<SimNode> nodes(4);
+  // The seeds cannot reach each other, n2 reaches n1 only, and n3 n0 only.
+  const char* const cut_from[] = {"n1", "n0", "n0", "n1"};
+  for (int i = 0; i < 4; ++i) {
+    SimNode& n = nodes[static_cast<std::size_t>(i)];
+    const std::string name = "n" + std::to_string(i);
+    n.store = std::make_unique<storage::MemoryStore>(
+        registry, crdt::ReplicaId{static_cast<std::uint64_t>(i) + 770});
+    n.clock = std::make_unique<sim::SimClock>(world);
+    n.transport = std::make_unique<sim::SimTransport>(world, name);
+    n.transport->Block(cut_from[i]);
+    NodeOptions o;
+    o.name = o.address = name;
+    o.seeds = {"n0", "n1"};
+    o.seed = static_cast<std::uint64_t>(i) + 1;
+    n.node = std::make_unique<Node>(o, *n.store, *n.transport, *n.clock, registry);
+    ASSERT_TRUE(n.node->Start().ok());
+  }
+  world.RunFor(2000);
+  const auto alive = [&](int i) {
+    std::set<std::string> names;
+    for (const PeerStatus& p : nodes[static_cast<std::size_t>(i)].node->Peers()) {
+      if (p.state == "alive") names.insert(p.name);
+    }
+    return names;
+  };
+  ASSERT_EQ(alive(0), (std::set<std::string>{"n3"}));
+  ASSERT_EQ(alive(1), (std::set<std::string>{"n2"}));
+  for (SimNode& n : nodes) n.transport->UnblockAll();
+  world.RunFor(3000);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(alive(i).size(), 3u)
+        << "n" << i << " sees only " << ::testing::PrintToString(alive(i));
+  }
+  for (auto& n : nodes) n.node->Stop();
+}
+
 TEST(NodeTest, ThreeNodesConverge) {
   sim::SimWorld world(42);
   auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
@@ -113,9 +211,75 @@ TEST(NodeTest, StoreRestoredFromACopyStartsANewIncarnation) {
   sim::SimTransport transport(world, "n0");
   Node node(options, restored, transport, clock, registry);
   ASSERT_TRUE(node.Start().ok());
+  // Not at start: only before its first dot, so that a process that never
+  // writes (a crash loop before any traffic) adds no id to any key.
+  EXPECT_EQ(node.stats().retirements, 0u);
+  using Set = crdt::OrSet<std::string>;
+  std::optional<StatusOr<Set>> added;
+  node.Update<Set>(
+      "k", [](Set& s, crdt::ReplicaId r) { return s.Add(r, "x"); }, WriteConsistency::kLocal,
+      [&](StatusOr<Set> d) { added = std::move(d); });
+  world.RunFor(100);
+  ASSERT_TRUE(added.has_value() && added->ok());
   EXPECT_NE(node.replica(), crdt::ReplicaId{500});
   EXPECT_EQ(node.stats().retirements, 1u);
   EXPECT_EQ(restored.identity().incarnation, 2u);
+  EXPECT_FALSE((*added)->context().Contains(crdt::Dot{crdt::ReplicaId{500}, 1}))
+      << "the first dot is the new incarnation's";
+}
+
+// A restarted process that is never written to keeps the replica id it
+// found (none of its dots exist): crash loops before any traffic add
+// nothing to any key's causal context; the first update retires it.
+TEST(NodeTest, ARestartedNodeRetiresItsIdOnlyBeforeItsFirstUpdate) {
+  sim::SimWorld world(7);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  storage::MemoryStore store(registry, crdt::ReplicaId{700});
+  NodeOptions options;
+  options.name = "n0";
+  options.address = "n0";
+  using Set = crdt::OrSet<std::string>;
+  const auto add = [&](Node& node, const std::string& element) {
+    std::optional<StatusOr<Set>> done;
+    node.Update<Set>(
+        "k", [&](Set& s, crdt::ReplicaId r) { return s.Add(r, element); }, WriteConsistency::kLocal,
+        [&](StatusOr<Set> d) { done = std::move(d); });
+    world.RunFor(100);
+    EXPECT_TRUE(done.has_value() && done->ok());
+  };
+  {
+    sim::SimClock clock(world);
+    sim::SimTransport transport(world, "n0");
+    Node first(options, store, transport, clock, registry);
+    ASSERT_TRUE(first.Start().ok());
+    add(first, "a");
+    first.Stop();
+  }
+  for (int restart = 0; restart < 5; ++restart) {  // a crash loop: no writes
+    sim::SimClock clock(world);
+    sim::SimTransport transport(world, "n0");
+    Node node(options, store, transport, clock, registry);
+    ASSERT_TRUE(node.Start().ok());
+    world.RunFor(500);
+    EXPECT_EQ(node.replica(), crdt::ReplicaId{700});
+    EXPECT_EQ(node.stats().retirements, 0u);
+    node.Stop();
+  }
+  sim::SimClock clock(world);
+  sim::SimTransport transport(world, "n0");
+  Node node(options, store, transport, clock, registry);
+  ASSERT_TRUE(node.Start().ok());
+  add(node, "b");
+  EXPECT_NE(node.replica(), crdt::ReplicaId{700});
+  EXPECT_EQ(node.stats().retirements, 1u);
+  EXPECT_EQ(store.identity().incarnation, 2u) << "one new incarnation, not six";
+  StatusOr<std::optional<std::string>> state = store.Get("k");
+  ASSERT_TRUE(state.ok() && state->has_value());
+  StatusOr<Set> set = codec::Decode<Set>(**state);
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set->context().VectorCounter(crdt::ReplicaId{700}), 1u);
+  EXPECT_EQ(set->context().VectorCounter(node.replica()), 1u);
+  node.Stop();
 }
 
 // A data directory rolled back twice to the same copy (the swarm's
@@ -981,6 +1145,11 @@ TEST(NodeTest, AForgottenMemberStopsCountingAndComesBackAsANewMember) {
   world.RunFor(3000);
   EXPECT_EQ(members_of(0), (std::set<std::string>{"n1:alive", "n2:alive"}));
   EXPECT_EQ(members_of(2), (std::set<std::string>{"n0:alive", "n1:alive"}));
+  // Its first update is made under a new replica id.
+  nodes[2].node->Update<Set>(
+      "set:n2", [&](Set& s, crdt::ReplicaId r) { return s.Add(r, "y"); }, WriteConsistency::kLocal,
+      [](StatusOr<Set> d) { EXPECT_TRUE(d.ok()); });
+  world.RunFor(100);
   EXPECT_NE(nodes[2].node->replica().value(), old_replica);
   EXPECT_TRUE(write_all("d").ok());
   // A process forgotten while it was only cut off (still running, under the

@@ -113,6 +113,20 @@ StatusOr<Applied> StateApplier::Apply(std::span<const RemoteEntry> entries,
   return out;
 }
 
+void StateApplier::RetainOrigins(const std::set<std::uint64_t>& keep) {
+  storage::WriteBatch batch;
+  for (auto it = origins_.begin(); it != origins_.end();) {
+    if (keep.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    records::DeleteOrigin(batch, it->first);
+    it = origins_.erase(it);
+  }
+  // Best effort: an entry left in the store is dropped again after a restart.
+  if (!batch.empty()) (void)store_.Write(batch);
+}
+
 Status StateApplier::LoadOrigins() {
   StatusOr<std::map<std::uint64_t, std::uint64_t>> origins = records::LoadOrigins(store_);
   if (!origins.ok()) return origins.status();

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -84,6 +85,13 @@ class StateApplier {
   // (loading keeps the greater of what is held and what is stored).
   Status LoadOrigins();
   [[nodiscard]] const std::map<std::uint64_t, std::uint64_t>& origins() const { return origins_; }
+  // Drops the entries of every replica not in `keep` (retired incarnations,
+  // forgotten members), from memory and the store: the table stays bounded
+  // by the members, however many incarnations the cluster went through.
+  // Only the current replicas' entries are ever read (gossip tells each
+  // member what we hold of its current replica); a straggling delta of a
+  // retired one only brings its entry back until the next call.
+  void RetainOrigins(const std::set<std::uint64_t>& keep);
 
  private:
   storage::Store& store_;

@@ -225,6 +225,11 @@ bool Membership::Counts(const std::string& name) const {
          it->second.state != MemberState::kLeft;
 }
 
+bool Membership::KnowsAddress(std::string_view address) const {
+  return std::any_of(members_.begin(), members_.end(),
+                     [&](const auto& entry) { return entry.second.address == address; });
+}
+
 bool Membership::Known() const {
   if (!members_.empty()) return true;
   return std::all_of(options_.seeds.begin(), options_.seeds.end(),

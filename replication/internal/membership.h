@@ -100,6 +100,8 @@ class Membership {
   [[nodiscard]] bool empty() const { return members_.empty(); }
   [[nodiscard]] bool contains(const std::string& name) const { return members_.contains(name); }
   [[nodiscard]] std::optional<Endpoint> EndpointOf(const std::string& name) const;
+  // Whether a member (in any state) has this address.
+  [[nodiscard]] bool KnowsAddress(std::string_view address) const;
   // Names of the members that are alive or suspected, and of the dead ones.
   [[nodiscard]] std::vector<std::string> Live() const;
   [[nodiscard]] std::vector<std::string> Dead() const;

@@ -132,6 +132,10 @@ void PutOrigin(storage::WriteBatch& batch, std::uint64_t replica, std::uint64_t 
   batch.PutAux(std::string(kOriginPrefix) + BigEndian(replica, 8), Fixed64(seq));
 }
 
+void DeleteOrigin(storage::WriteBatch& batch, std::uint64_t replica) {
+  batch.DeleteAux(std::string(kOriginPrefix) + BigEndian(replica, 8));
+}
+
 StatusOr<std::map<std::uint64_t, std::uint64_t>> LoadOrigins(storage::Store& store) {
   std::map<std::uint64_t, std::uint64_t> origins;
   const Status scan =

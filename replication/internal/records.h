@@ -67,6 +67,7 @@ StatusOr<std::uint64_t> LoadGeneration(storage::Store& store);  // 0 when none
 // --- origins: the highest update sequence held of each replica ---------------
 
 void PutOrigin(storage::WriteBatch& batch, std::uint64_t replica, std::uint64_t seq);
+void DeleteOrigin(storage::WriteBatch& batch, std::uint64_t replica);
 StatusOr<std::map<std::uint64_t, std::uint64_t>> LoadOrigins(storage::Store& store);
 
 // --- members -------------------------------------------------------------------

@@ -399,6 +399,7 @@ class Simulation {
   SimWorld world_;
   std::mt19937_64 rng_;  // the schedule and the workload
   std::vector<SimNode> nodes_;
+  std::set<std::string> forgetting_;  // replaced nodes the operator still has to forget
   std::vector<WriteRecordEntry> writes_;
   std::map<std::pair<std::string, std::string>, int> cut_count_;
   std::uint64_t last_fault_ms_ = 0;
@@ -503,26 +504,35 @@ void Simulation::ReplaceNode(int i) {
   // The operator forgets the old node once the others see it dead.
   world_.ScheduleAt(world_.now_ms() + OptionsFor(i).dead_after_ms + 2 * o_.gossip_interval_ms,
                     [this, old] { ForgetLater(old, 0); });
+  forgetting_.insert(old);
 }
 
 void Simulation::ForgetLater(const std::string& name, int attempt) {
-  // As an operator would: on a node that lists it as dead. Until one does
-  // (a node that learned of it lately takes it for alive a while; one that
-  // was down may bring it back from its store when it restarts), look again
-  // every second, for a minute.
+  // As an operator would: on a node that lists it as dead, and again until
+  // it is gone. A node that learned of it lately takes it for alive a while,
+  // and one that was down may bring it back from its store when it restarts,
+  // so under a storm of crashes no node may list it as dead for long: look
+  // again every second while any node lists it (for at most an hour).
+  bool listed = false;
   for (SimNode& n : nodes_) {
     if (!n.up()) continue;
     for (const PeerStatus& p : n.node->Peers()) {
-      if (p.name != name || p.state != "dead") continue;
+      if (p.name != name) continue;
+      listed = true;
+      if (p.state != "dead") continue;
       n.node->Forget(name, [this, name](Status s) {
         Trace("forget " + name + ": " + (s.ok() ? "ok" : s.ToString()));
       });
-      return;
+      break;
     }
   }
-  if (attempt < 60) {
+  bool all_up = true;
+  for (const SimNode& n : nodes_) all_up = all_up && n.up();
+  if ((listed || !all_up) && attempt < 3600) {
     world_.ScheduleAt(world_.now_ms() + 1'000,
                       [this, name, attempt] { ForgetLater(name, attempt + 1); });
+  } else {
+    forgetting_.erase(name);
   }
 }
 
@@ -910,6 +920,10 @@ SimulationReport Simulation::Run() {
   // let failure detection run its course: a member that peers wrongly
   // ignored would be declared dead by now.
   world_.RunFor(std::max<std::uint64_t>(6'000, o_.gossip_interval_ms * 60 + 2'000));
+  // Settled also means the operator's forgetting of replaced nodes is done
+  // (a storm of crashes can keep every node from seeing them dead until
+  // the storm is over).
+  for (int second = 0; !forgetting_.empty() && second < 600; ++second) world_.RunFor(1'000);
   CheckMembership(report);
   if (o_.trace != nullptr && !report.converged) {
     const auto first = nodes_[0].store->TakeSnapshot().states;

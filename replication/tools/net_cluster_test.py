@@ -1755,7 +1755,10 @@ def scenario_forget(h: Harness) -> None:
     n1.write_ok("add k rejoined all")
     check("rejoined" in n3.get("k"), "n3 does not hold an 'all' write n1 acknowledged")
     wait_converged(nodes, ["k"], timeout=20)
-    check(n3.stats()["retirements"] >= 1, "the restarted n3 kept its ReplicaId")
+    # Its first write is made under a new ReplicaId (taken before its first
+    # dot, not at start).
+    n3.write_ok("add k from-rejoined-n3 all")
+    check(n3.stats()["retirements"] >= 1, "the restarted n3 kept its ReplicaId for its first write")
     quit_all(nodes)
     h.figure("forget: n3 killed; 'all' timed out while it was dead, succeeded once n1 forgot it "
              "(n2 learned it by gossip); forgetting a live member or an unknown one refused; "

@@ -1811,6 +1811,8 @@ def scenario_wipe(h: Harness) -> None:
                 write_all(o, ("add", cart, f"by-{o.name}", 1), f"right after {restarted.name} {when}")
 
     def restarted(s: Server, what: str) -> dict:
+        """After a replica came back and made its first writes (a restarted
+        replica takes a new replica id before its first dot, not at start)."""
         info = s.cluster()
         check(info["replica"] not in seen_replicas[s.name],
               f"{s.name} came back ({what}) with replica id {info['replica']}, already used by an earlier "
@@ -1849,11 +1851,12 @@ def scenario_wipe(h: Harness) -> None:
         snapshot = h.work / f"snapshot-n2-{cycle}"
         shutil.copytree(n2.data_dir, snapshot)
         n2.start()
-        snap_inc = restarted(n2, "restarted after the copy")["incarnation"]
         wait_members(servers, 20)
         peers_write(n2, b, "restarted (SIGTERM, same directory)")
         for op in [("add", a, "apple", 3), ("add", a, "date", 6), ("add", b, "x", 4), ("add", b, "y", 2)]:
             write_all(n2, op, "(dots of the life the copy does not know)")
+        # A restarted replica takes its new replica id before its first dot.
+        snap_inc = restarted(n2, "restarted after the copy")["incarnation"]
         write_all(n2, ("remove", a, "banana"), "(a remove the copy does not know)")
         watch.remove(a, "banana")
         n2.stop()
@@ -1861,15 +1864,15 @@ def scenario_wipe(h: Harness) -> None:
         shutil.copytree(snapshot, n2.data_dir)
         watch.forget(n2)
         n2.start()
-        n2_inc = restarted(n2, "restored from the copy")["incarnation"]
-        check(n2_inc > copy_inc, f"{n2.name} restored: incarnation {n2_inc}, not above the copy's {copy_inc}")
-        if n2_inc == snap_inc:
-            reused_incarnation_numbers.append(f"{n2.name} {n2_inc}")
         # At once: writes to the same lines (a reused dot would make the peers drop them).
         for op in [("add", a, "apple", 5), ("add", b, "x", 8), ("add", a, "date", 1)]:
             method, path, body = op_request(op)
             model.apply(op)
             n2.expect(method, path, 200, body)
+        n2_inc = restarted(n2, "restored from the copy")["incarnation"]
+        check(n2_inc > copy_inc, f"{n2.name} restored: incarnation {n2_inc}, not above the copy's {copy_inc}")
+        if n2_inc == snap_inc:
+            reused_incarnation_numbers.append(f"{n2.name} {n2_inc}")
         took_restore = wait_converged(servers, model, carts, 30, "the restored node to converge",
                                       no_resurrection=watch)
         wait_members(servers, 20)
