@@ -142,7 +142,9 @@ std::shared_ptr<const std::string> LargeStates::Serve(const std::string& key,
   StatusOr<std::optional<std::string>> state = store_.Get(key);
   if (!state.ok() || !state->has_value()) return nullptr;
   auto shared = std::make_shared<const std::string>(std::move(**state));
-  *digest = StateDigest(*shared);
+  // The digest index is written in the same batch as the state (and
+  // verified against it): no need to hash up to max_key_bytes again.
+  *digest = current ? *current : StateDigest(*shared);
   while (served_.size() >= kMaxServed) {
     auto oldest = served_.begin();
     for (auto it = served_.begin(); it != served_.end(); ++it) {

@@ -315,8 +315,12 @@ struct SimNode {
   int replaced = 0;                  // times the slot's node was replaced
   int down_for = -1;                 // the crash episode that took it down
   std::uint64_t wall_offset_ms = 0;  // its wall clock, as an offset from virtual time
-  std::uint64_t replaced_ms = 0;     // when its store was last wiped or rolled back
-  NodeStats past;                    // summed stats of earlier processes
+  // When its store was last wiped or rolled back (the same member goes on
+  // with another store), and when a node of this slot was replaced (its
+  // store destroyed with the member).
+  std::uint64_t replaced_ms = 0;
+  std::vector<std::uint64_t> members_lost_ms;
+  NodeStats past;  // summed stats of earlier processes
   std::vector<std::pair<std::uint64_t, storage::MemoryStore::Snapshot>> snapshots;
   [[nodiscard]] bool up() const { return node != nullptr; }
 };
@@ -374,8 +378,17 @@ class Simulation {
     NodeOptions n;
     n.name = nodes_[static_cast<std::size_t>(i)].name;
     n.address = n.name;
-    for (int s = 0; s < std::min(2, o_.nodes); ++s) {
-      n.seeds.push_back(nodes_[static_cast<std::size_t>(s)].name);
+    if (nodes_[static_cast<std::size_t>(i)].replaced == 0) {
+      for (int s = 0; s < std::min(2, o_.nodes); ++s) {
+        n.seeds.push_back(nodes_[static_cast<std::size_t>(s)].name);
+      }
+    } else {
+      // A replacement is seeded as the operator would: with two of the
+      // other members (the first slots' names may be itself, or a node
+      // that is down).
+      for (int s = 0; s < o_.nodes && n.seeds.size() < 2; ++s) {
+        if (s != i) n.seeds.push_back(nodes_[static_cast<std::size_t>(s)].name);
+      }
     }
     n.gossip_interval_ms = o_.gossip_interval_ms;
     n.fanout = o_.fanout;
@@ -498,7 +511,7 @@ void Simulation::ReplaceNode(int i) {
                                                  static_cast<std::uint64_t>(n.replaced));
   n.store = std::make_unique<storage::MemoryStore>(registry_, crdt::ReplicaId{id | 1});
   n.snapshots.clear();
-  n.replaced_ms = world_.now_ms();
+  n.members_lost_ms.push_back(world_.now_ms());
   Trace("replace " + old + " by " + n.name);
   StartNode(i);
   // The operator forgets the old node once the others see it dead.
@@ -571,11 +584,16 @@ void Simulation::CheckHolders(std::size_t index) {
   Trace("write " + std::to_string(index) + " answered: " + r.status.ToString());
   if (!r.status.ok() || r.delta.empty() || w.consistency == WriteConsistency::kLocal) return;
   // A store replaced since the write may have held it and lost it with its
-  // directory (which is no fault of the acknowledgement).
+  // directory (which is no fault of the acknowledgement). A node destroyed
+  // since the write and replaced by a new one was a member of its own: it
+  // may have acknowledged it before its replacement did too.
   std::size_t holders = 0;
   for (const SimNode& n : nodes_) {
     StatusOr<std::optional<std::string>> state = n.store->Get(r.key);
     if ((state.ok() && Holds(*state, r.delta)) || n.replaced_ms >= w.at_ms) ++holders;
+    holders += static_cast<std::size_t>(
+        std::count_if(n.members_lost_ms.begin(), n.members_lost_ms.end(),
+                      [&](std::uint64_t lost_ms) { return lost_ms >= w.at_ms; }));
   }
   const std::size_t n = nodes_.size();
   const std::size_t needed = w.consistency == WriteConsistency::kAll ? n : n / 2 + 1;
@@ -954,8 +972,14 @@ SimulationReport Simulation::Run() {
   // Metadata once settled.
   report.max_gossip_frame_bytes = world_.max_frame_sent();
   for (const SimNode& n : nodes_) {
-    if (n.up()) {
-      report.members_max = std::max<std::uint64_t>(report.members_max, n.node->Peers().size() + 1);
+    if (!n.up()) continue;
+    const std::uint64_t listed = n.node->Peers().size() + 1;
+    report.members_max = std::max(report.members_max, listed);
+    if (listed > static_cast<std::uint64_t>(o_.nodes)) {
+      std::string names;
+      for (const PeerStatus& p : n.node->Peers()) names += " " + p.name + ":" + p.state;
+      report.violations.push_back(n.name + " lists " + std::to_string(listed) + " members of " +
+                                  std::to_string(o_.nodes) + " once settled:" + names);
     }
   }
   for (const auto& [key, state] : nodes_[0].store->TakeSnapshot().states) {

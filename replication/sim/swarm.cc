@@ -35,6 +35,7 @@ SimulationOptions SwarmMix::OptionsFor(std::uint64_t seed) const {
   o.clock_jumps = clock_jumps;
   o.hlc_max_offset_ms = hlc_max_offset_ms;
   o.workload = workload;
+  o.replacements = replacements;
   o.writes = 120;
   o.keys = 6;
   o.fault_window_ms = 12'000;
@@ -67,6 +68,10 @@ const std::vector<SwarmMix>& SwarmMixes() {
       // the context they read to another, under partitions and crashes.
       {"client_contexts", 0.05, 0.05, true, 2, 2, 0, 0, 0, 0, crdt::Hlc::kDefaultMaxOffsetMs,
        "cart-context"},
+      // Members that come and go (issue 11): crashes, and nodes destroyed for
+      // good and replaced under new names, the old ones forgotten by the
+      // operator once dead; the settled cluster lists only its live nodes.
+      {"churn", 0.05, 0, true, 1, 6, 0, 0, 0, 0, crdt::Hlc::kDefaultMaxOffsetMs, "mixed", 2},
   };
   return mixes;
 }

@@ -44,12 +44,13 @@ struct SwarmMix {
   int clock_jumps = 0;
   std::uint64_t hlc_max_offset_ms = crdt::Hlc::kDefaultMaxOffsetMs;
   const char* workload = "mixed";
+  int replacements = 0;
 
   // The simulation of this mix for `seed`.
   [[nodiscard]] SimulationOptions OptionsFor(std::uint64_t seed) const;
   // Whether any fault episode is scheduled (a run of such a mix must inject one).
   [[nodiscard]] bool HasEpisodes() const {
-    return partitions > 0 || crashes > 0 || wipes > 0 || rollbacks > 0;
+    return partitions > 0 || crashes > 0 || wipes > 0 || rollbacks > 0 || replacements > 0;
   }
 };
 
