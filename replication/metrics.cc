@@ -84,8 +84,9 @@ std::vector<MetricFamily> NodeMetrics::Families(const MetricsSnapshot& s) {
              "States larger than a message pulled whole and joined", counter,
              D(n.large_states_received)),
       Scalar("converge_replication_states_too_large_total",
-             "States refused for passing max_key_bytes (local writes and peers' states)", counter,
-             D(n.states_too_large)),
+             "States refused for passing max_key_bytes or the replica-id limit (local writes and "
+             "peers' states)",
+             counter, D(n.states_too_large)),
       Scalar("converge_replication_messages_oversized_total",
              "Messages not sent because they would pass max_message_bytes (a bug)", counter,
              D(n.messages_oversized)),

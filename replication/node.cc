@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "crdt/codec/columns.h"
 #include "replication/internal/anti_entropy.h"
 #include "replication/internal/apply.h"
 #include "replication/internal/delta_intervals.h"
@@ -262,6 +263,24 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
                                    std::to_string(n_.options_.max_key_bytes) +
                                    "-byte limit (max_key_bytes); split the data over keys"));
         continue;
+      }
+      // Every incarnation that writes a key adds an id to its causal context;
+      // past the limit a state decodes nowhere (peers would refuse it for
+      // good). A state naming more ids than the limit has more bytes than
+      // it (each id takes at least one), so small states are not looked at.
+      constexpr std::size_t kMaxReplicas = codec::DecodeLimits{}.max_replicas;
+      if (new_state.size() > kMaxReplicas) {
+        const StatusOr<std::size_t> replicas = codec::PeekReplicaCount(new_state);
+        if (replicas.ok() && *replicas > kMaxReplicas) {
+          ++stats_.states_too_large;
+          answered.emplace_back(
+              &in, ResourceExhausted("this update would make the key's state name " +
+                                     std::to_string(*replicas) + " replica ids, more than the " +
+                                     std::to_string(kMaxReplicas) +
+                                     " a state may hold (each incarnation that writes a key "
+                                     "adds one); nothing was changed"));
+          continue;
+        }
       }
       if (delta->size() + in.key.size() + 256 > n_.options_.max_message_bytes) {
         answered.emplace_back(

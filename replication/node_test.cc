@@ -155,6 +155,50 @@ TEST(NodeTest, GroupsThatFormedApartAroundDifferentSeedsMeet) {
   for (auto& n : nodes) n.node->Stop();
 }
 
+// Every incarnation that writes a key adds an id to its state; a state that
+// names more ids than a state may hold would be refused by every peer for
+// good. The writer refuses the update that would get there, and changes
+// nothing; an update by an id the state already names still goes through.
+TEST(NodeTest, AWriteThatWouldNameTooManyReplicaIdsFailsAndChangesNothing) {
+  sim::SimWorld world(91);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  constexpr std::size_t kLimit = codec::DecodeLimits{}.max_replicas;
+  storage::MemoryStore store(registry, crdt::ReplicaId{4});  // not among the odd ids below
+  crdt::GCounter full;
+  for (std::uint64_t i = 0; i < kLimit; ++i) full.Increment(crdt::ReplicaId{2 * i + 1}, 1);
+  const std::string encoded = codec::Encode(full);
+  ASSERT_EQ(*codec::PeekReplicaCount(encoded), kLimit);
+  storage::WriteBatch batch;
+  batch.Merge("gc:hot", encoded);
+  ASSERT_TRUE(store.Write(batch).ok());
+  NodeOptions o;
+  o.name = o.address = "n0";
+  sim::SimClock clock(world);
+  sim::SimTransport transport(world, "n0");
+  Node node(o, store, transport, clock, registry);
+  ASSERT_TRUE(node.Start().ok());
+  const auto increment = [&](std::optional<crdt::ReplicaId> as) {
+    std::optional<Status> result;
+    node.Update<crdt::GCounter>(
+        "gc:hot",
+        [as](crdt::GCounter& g, crdt::ReplicaId self) { return g.Increment(as.value_or(self), 1); },
+        WriteConsistency::kLocal, [&](StatusOr<crdt::GCounter> d) { result = d.status(); });
+    world.RunFor(10);
+    return result.value_or(Status(StatusCode::kInternal, "no answer"));
+  };
+  const Status refused = increment(std::nullopt);  // a new id: one too many
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted) << refused;
+  EXPECT_NE(refused.ToString().find("replica ids"), std::string::npos) << refused;
+  StatusOr<crdt::GCounter> after = node.Read<crdt::GCounter>("gc:hot");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->Value(), kLimit) << "nothing changed";
+  EXPECT_TRUE(increment(crdt::ReplicaId{1}).ok()) << "an id the state names already";
+  after = node.Read<crdt::GCounter>("gc:hot");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->Value(), kLimit + 1);
+  node.Stop();
+}
+
 TEST(NodeTest, ThreeNodesConverge) {
   sim::SimWorld world(42);
   auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());

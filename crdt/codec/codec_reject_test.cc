@@ -503,6 +503,12 @@ TEST(RejectTest, HugeVersionVector) {
   }
   std::sort(c.replicas.begin(), c.replicas.end());
   const std::string bytes = EncodeColumns(c);
+  // A writer can count them without decoding (and without the limit).
+  const StatusOr<std::size_t> peeked = PeekReplicaCount(bytes);
+  ASSERT_TRUE(peeked.ok()) << peeked.status();
+  EXPECT_EQ(*peeked, kReplicas);
+  EXPECT_FALSE(PeekReplicaCount(bytes.substr(0, bytes.size() / 2)).ok());
+  EXPECT_FALSE(PeekReplicaCount("").ok());
   ExpectRejectedBytes<StringSet>(bytes, "state names 65537 replicas; the limit is 65536", {},
                                  StatusCode::kResourceExhausted);
   ExpectRejectedBytes<StringSet>(bytes, "the limit is 65536", Trusted(),

@@ -186,6 +186,25 @@ StatusOr<std::uint32_t> PeekTypeId(std::string_view bytes, const DecodeLimits& l
   }
 }
 
+StatusOr<std::size_t> PeekReplicaCount(std::string_view bytes, const DecodeLimits& limits) {
+  if (bytes.size() > limits.max_bytes)
+    return ResourceExhausted("encoded state exceeds the size limit");
+  if (bytes.empty()) return InvalidArgument("empty input is not an encoded state");
+  std::uint64_t message_words = 0;
+  CONVERGE_RETURN_IF_ERROR(CheckPackedFrame(bytes, limits, &message_words));
+  try {
+    kj::ArrayInputStream input(
+        kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
+    capnp::ReaderOptions options;
+    options.traversalLimitInWords = message_words;
+    options.nestingLimit = limits.max_nesting;
+    capnp::PackedMessageReader reader(input, options);
+    return static_cast<std::size_t>(reader.getRoot<wire::State>().getReplicas().size());
+  } catch (const kj::Exception& e) {
+    return InvalidArgument(std::string("malformed encoded state: ") + e.getDescription().cStr());
+  }
+}
+
 Status DecodeColumns(std::string_view bytes, const DecodeLimits& limits, Columns* out) {
   if (bytes.size() > limits.max_bytes) {
     return ResourceExhausted("encoded state of " + std::to_string(bytes.size()) +

@@ -79,6 +79,11 @@ Status DecodeColumns(std::string_view bytes, const DecodeLimits& limits, Columns
 // limits apply; the columns are not decoded).
 StatusOr<std::uint32_t> PeekTypeId(std::string_view bytes, const DecodeLimits& limits = {});
 
+// How many replica ids an encoding names (its replica column), without
+// decoding the rest and without applying limits.max_replicas: a writer asks
+// before storing a state its peers could not decode.
+StatusOr<std::size_t> PeekReplicaCount(std::string_view bytes, const DecodeLimits& limits = {});
+
 // 32-bit FNV-1a of a type descriptor: the typeId written in every state.
 constexpr std::uint32_t TypeIdOf(std::string_view descriptor) {
   std::uint32_t hash = 2166136261u;
