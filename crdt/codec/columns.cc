@@ -162,7 +162,13 @@ Status CheckPackedFrame(std::string_view bytes, const DecodeLimits& limits,
 
 }  // namespace
 
-StatusOr<std::uint32_t> PeekTypeId(std::string_view bytes, const DecodeLimits& limits) {
+namespace {
+
+// Checks the packed frame of `bytes` within `limits` and calls
+// `read(root)` on its State with a reader bounded by the frame's size: what
+// the header peeks share.
+template <typename T, typename Read>
+StatusOr<T> PeekState(std::string_view bytes, const DecodeLimits& limits, Read read) {
   if (bytes.size() > limits.max_bytes)
     return ResourceExhausted("encoded state exceeds the size limit");
   if (bytes.empty()) return InvalidArgument("empty input is not an encoded state");
@@ -175,34 +181,29 @@ StatusOr<std::uint32_t> PeekTypeId(std::string_view bytes, const DecodeLimits& l
     options.traversalLimitInWords = message_words;
     options.nestingLimit = limits.max_nesting;
     capnp::PackedMessageReader reader(input, options);
-    const auto s = reader.getRoot<wire::State>();
-    if (s.getVersion() != kFormatVersion) {
-      return InvalidArgument("format version " + std::to_string(s.getVersion()) +
-                             " is not supported");
-    }
-    return s.getTypeId();
+    return read(reader.getRoot<wire::State>());
   } catch (const kj::Exception& e) {
     return InvalidArgument(std::string("malformed encoded state: ") + e.getDescription().cStr());
   }
 }
 
+}  // namespace
+
+StatusOr<std::uint32_t> PeekTypeId(std::string_view bytes, const DecodeLimits& limits) {
+  return PeekState<std::uint32_t>(
+      bytes, limits, [](wire::State::Reader s) -> StatusOr<std::uint32_t> {
+        if (s.getVersion() != kFormatVersion) {
+          return InvalidArgument("format version " + std::to_string(s.getVersion()) +
+                                 " is not supported");
+        }
+        return s.getTypeId();
+      });
+}
+
 StatusOr<std::size_t> PeekReplicaCount(std::string_view bytes, const DecodeLimits& limits) {
-  if (bytes.size() > limits.max_bytes)
-    return ResourceExhausted("encoded state exceeds the size limit");
-  if (bytes.empty()) return InvalidArgument("empty input is not an encoded state");
-  std::uint64_t message_words = 0;
-  CONVERGE_RETURN_IF_ERROR(CheckPackedFrame(bytes, limits, &message_words));
-  try {
-    kj::ArrayInputStream input(
-        kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
-    capnp::ReaderOptions options;
-    options.traversalLimitInWords = message_words;
-    options.nestingLimit = limits.max_nesting;
-    capnp::PackedMessageReader reader(input, options);
-    return static_cast<std::size_t>(reader.getRoot<wire::State>().getReplicas().size());
-  } catch (const kj::Exception& e) {
-    return InvalidArgument(std::string("malformed encoded state: ") + e.getDescription().cStr());
-  }
+  return PeekState<std::size_t>(bytes, limits, [](wire::State::Reader s) -> StatusOr<std::size_t> {
+    return static_cast<std::size_t>(s.getReplicas().size());
+  });
 }
 
 Status DecodeColumns(std::string_view bytes, const DecodeLimits& limits, Columns* out) {
