@@ -41,7 +41,8 @@ struct SimNode {
 void StartSimNode(sim::SimWorld& world, SimNode& n, int i,
                   const std::shared_ptr<codec::TypeRegistry>& registry, std::uint64_t replica,
                   const std::function<void(NodeOptions&)>& tweak = {},
-                  std::size_t max_frame_bytes = std::size_t{4} << 20) {
+                  std::size_t max_frame_bytes = std::size_t{4} << 20,
+                  const std::function<void(sim::SimTransport&)>& before_start = {}) {
   const std::string name = "n" + std::to_string(i);
   if (!n.store)
     n.store = std::make_unique<storage::MemoryStore>(registry, crdt::ReplicaId{replica});
@@ -53,6 +54,7 @@ void StartSimNode(sim::SimWorld& world, SimNode& n, int i,
   options.seeds = {"n0"};
   options.seed = static_cast<std::uint64_t>(i) + 1;
   if (tweak) tweak(options);
+  if (before_start) before_start(*n.transport);
   n.node = std::make_unique<Node>(options, *n.store, *n.transport, *n.clock, registry);
   ASSERT_TRUE(n.node->Start().ok());
 }
@@ -122,19 +124,12 @@ TEST(NodeTest, GroupsThatFormedApartAroundDifferentSeedsMeet) {
   // The seeds cannot reach each other, n2 reaches n1 only, and n3 n0 only.
   const char* const cut_from[] = {"n1", "n0", "n0", "n1"};
   for (int i = 0; i < 4; ++i) {
-    SimNode& n = nodes[static_cast<std::size_t>(i)];
-    const std::string name = "n" + std::to_string(i);
-    n.store = std::make_unique<storage::MemoryStore>(
-        registry, crdt::ReplicaId{static_cast<std::uint64_t>(i) + 770});
-    n.clock = std::make_unique<sim::SimClock>(world);
-    n.transport = std::make_unique<sim::SimTransport>(world, name);
-    n.transport->Block(cut_from[i]);
-    NodeOptions o;
-    o.name = o.address = name;
-    o.seeds = {"n0", "n1"};
-    o.seed = static_cast<std::uint64_t>(i) + 1;
-    n.node = std::make_unique<Node>(o, *n.store, *n.transport, *n.clock, registry);
-    ASSERT_TRUE(n.node->Start().ok());
+    StartSimNode(
+        world, nodes[static_cast<std::size_t>(i)], i, registry, static_cast<std::uint64_t>(i) + 770,
+        [](NodeOptions& o) {
+          o.seeds = {"n0", "n1"};
+        },
+        std::size_t{4} << 20, [&](sim::SimTransport& t) { t.Block(cut_from[i]); });
   }
   world.RunFor(2000);
   const auto alive = [&](int i) {
