@@ -15,6 +15,7 @@
 #include <mutex>
 #include <set>
 #include <span>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -57,6 +58,35 @@ std::optional<WriteConsistency> ParseWriteConsistency(std::string_view name) {
 }
 
 // ---------------------------------------------------------------------------
+
+namespace {
+
+// What a gossip message carries besides the membership and origins.
+struct GossipExtras {
+  internal::Membership::ListKind list = internal::Membership::ListKind::kChosen;
+  std::uint64_t probe = 0;
+  std::uint64_t ack = 0;
+  // Probe this member for us (large clusters): name, address, nonce.
+  std::optional<std::tuple<std::string, std::string, std::uint64_t>> probe_for;
+
+  static GossipExtras Probe(std::uint64_t nonce) {
+    GossipExtras e;
+    e.probe = nonce;
+    return e;
+  }
+  static GossipExtras Ack(std::uint64_t nonce) {
+    GossipExtras e;
+    e.ack = nonce;
+    return e;
+  }
+  static GossipExtras List(internal::Membership::ListKind list) {
+    GossipExtras e;
+    e.list = list;
+    return e;
+  }
+};
+
+}  // namespace
 
 class Node::Impl final : public internal::DeltaIntervals::Host,
                          public internal::AntiEntropy::Host,
@@ -411,6 +441,18 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     if (!dead.empty() && stats_.rounds % 4 == 0) {
       SendGossip(*membership_.EndpointOf(dead[rng_() % dead.size()]));
     }
+    // Large clusters: probe a member, and now and then exchange whole lists.
+    const internal::Membership::ProbePlan plan = membership_.ProbeRound(now, rng_);
+    if (plan.probe) SendGossip(*plan.probe, GossipExtras::Probe(plan.nonce));
+    for (const Endpoint& helper : plan.helpers) {
+      GossipExtras ask;
+      ask.probe_for = std::tuple(plan.target, plan.target_address, plan.nonce);
+      SendGossip(helper, ask);
+    }
+    if (!live.empty() && membership_.PushPullDue(stats_.rounds)) {
+      SendGossip(*membership_.EndpointOf(live[0]),
+                 GossipExtras::List(internal::Membership::ListKind::kPush));
+    }
     // Seeds not known as members: knock at them, every round while no
     // member is known, and every 4th round after. (Two groups can form
     // apart at first, each around the seed it heard from while its
@@ -480,10 +522,19 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     }
   }
 
-  void SendGossip(const Endpoint& to) {
+  void SendGossip(const Endpoint& to) { SendGossip(to, GossipExtras{}); }
+  void SendGossip(const Endpoint& to, const GossipExtras& extras) {
     capnp::MallocMessageBuilder builder;
     auto gossip = outbox_.Header(builder).getBody().initGossip();
-    membership_.Fill(gossip, n_.self_.value());
+    membership_.Fill(gossip, n_.self_.value(), to.name, extras.list);
+    gossip.setProbe(extras.probe);
+    gossip.setAck(extras.ack);
+    if (extras.probe_for) {
+      auto request = gossip.initProbeFor();
+      request.setTarget(std::get<0>(*extras.probe_for));
+      request.setAddress(std::get<1>(*extras.probe_for));
+      request.setNonce(std::get<2>(*extras.probe_for));
+    }
     // What we hold of the receiver's updates, so that it can learn it was
     // rolled back (only its current ReplicaId matters: a process never
     // issues under an earlier one). A receiver we do not know yet (a seed)
@@ -574,7 +625,8 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
   }
 
   void OnGossip(const std::string& from, std::uint64_t generation, wire::Gossip::Reader gossip) {
-    const internal::Membership::Merged merged = membership_.Merge(gossip, n_.clock_.NowMs());
+    const internal::Membership::Merged merged =
+        membership_.Merge(from, gossip, n_.clock_.NowMs());
     for (const std::string& name : merged.removed) {
       log_.Warn("replication: member " + name + " was forgotten (learned from " + from + ")");
       Forgotten(name);
@@ -594,6 +646,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
       return;
     }
     deltas_.OnGossip(from, generation);
+    AnswerGossip(from, gossip);
     // Dot safety: a peer holding more of our updates than we do means our
     // history was rolled back. Retire this ReplicaId before issuing dots.
     for (const auto o : gossip.getOrigins()) {
@@ -602,6 +655,39 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
         break;
       }
     }
+  }
+
+  // Probes, acks, requests to probe for another, and push-pull exchanges
+  // (large clusters; docs/replication.md, "Membership").
+  void AnswerGossip(const std::string& from, wire::Gossip::Reader gossip) {
+    const Endpoint sender = *membership_.EndpointOf(from);
+    bool answered = false;
+    if (gossip.getProbe() != 0 || gossip.getList() == wire::MemberList::PUSH) {
+      GossipExtras answer = GossipExtras::Ack(gossip.getProbe());
+      if (gossip.getList() == wire::MemberList::PUSH) {
+        answer.list = internal::Membership::ListKind::kPushReply;
+      }
+      SendGossip(sender, answer);
+      answered = true;
+    }
+    if (gossip.getAck() != 0) {
+      if (const auto relay = membership_.Acked(gossip.getAck())) {
+        if (const auto requester = membership_.EndpointOf(relay->first)) {
+          SendGossip(*requester, GossipExtras::Ack(relay->second));
+        }
+      }
+    }
+    if (gossip.hasProbeFor()) {
+      const auto request = gossip.getProbeFor();
+      const std::string target = request.getTarget();
+      if (!target.empty() && target != n_.options_.name && membership_.contains(target)) {
+        const std::uint64_t nonce =
+            membership_.ProbeFor(from, request.getNonce(), n_.clock_.NowMs());
+        SendGossip(*membership_.EndpointOf(target), GossipExtras::Probe(nonce));
+      }
+    }
+    // A member we suspect is talking to us: it should hear it, and refute.
+    if (!answered && membership_.ShouldHearItsEntry(from)) SendGossip(sender);
   }
 
   // --- forgetting members -----------------------------------------------------------

@@ -81,6 +81,14 @@ struct NodeOptions {
   int fanout = 3;                          // peers per round for gossip and deltas
   std::uint64_t suspect_after_ms = 2'000;  // no heartbeat for this long: suspect
   std::uint64_t dead_after_ms = 6'000;     // ... and this long: dead
+  // Membership for large clusters (docs/replication.md, "Membership"): with
+  // at most this many other members, every gossip message carries the whole
+  // member list and liveness is judged by heartbeats, as above; with more,
+  // a message carries at most this many member changes, members are probed
+  // (directly, then through three others), and a member whose probes fail is
+  // suspected, and declared dead after max(dead_after_ms - suspect_after_ms,
+  // a timeout that grows with log N) unless it refutes.
+  std::size_t members_per_message = 16;
   // A member dead this long is forgotten (as by Forget) by this node. 0:
   // only an operator forgets members.
   std::uint64_t forget_dead_after_ms = 0;

@@ -33,6 +33,8 @@ struct Message {
 enum MemberStatus {
   alive @0;
   left @1;        # left gracefully; not chosen, not suspected
+  suspect @2;     # a probe of it failed (large clusters; see Gossip.list)
+  dead @3;        # suspected for longer than the suspicion timeout
 }
 
 struct Member {
@@ -44,6 +46,10 @@ struct Member {
   replica @5 :UInt64;     # its current ReplicaId
   metadata @6 :Text;      # the member's own description (e.g. its HTTP address);
                           # at most 1 KiB, opaque to the protocol
+  incarnation @7 :UInt64; # raised by the member itself to refute a suspicion
+                          # of it: (generation, incarnation, status) orders
+                          # what is said of a member, alive < suspect < dead
+                          # < left at equal incarnations
 }
 
 # The highest update sequence of an origin replica applied by the sender.
@@ -63,10 +69,35 @@ struct Forgotten {
   wallMs @2 :UInt64;      # when it was forgotten (tombstones expire)
 }
 
+# What a gossip message's member list holds. A node with at most
+# NodeOptions::members_per_message other members sends its whole list in
+# every message (`whole`) and judges liveness by heartbeats; a larger one
+# sends its own entry and a bounded number of recent changes (`updates`),
+# probes members to judge liveness, and exchanges whole lists with one
+# member now and then (`push`, answered by `pushReply`).
+enum MemberList {
+  whole @0;
+  updates @1;
+  push @2;
+  pushReply @3;
+}
+
+# Ask the receiver to probe `target` for the sender: when the target answers
+# the receiver's probe, it sends the sender a gossip message with ack = nonce.
+struct ProbeRequest {
+  target @0 :Text;
+  address @1 :Text;
+  nonce @2 :UInt64;
+}
+
 struct Gossip {
-  members @0 :List(Member);
+  members @0 :List(Member);   # the sender's own entry first
   origins @1 :List(OriginSeq);
   forgotten @2 :List(Forgotten);
+  list @3 :MemberList;
+  probe @4 :UInt64;           # nonzero: answer with a gossip message, ack = probe
+  ack @5 :UInt64;             # answers a probe (or a ProbeRequest's nonce)
+  probeFor @6 :ProbeRequest;  # set: probe this member for the sender
 }
 
 # --- Delta propagation (Almeida et al., delta intervals) -----------------

@@ -23,8 +23,11 @@ void AntiEntropy::Round(const std::vector<std::string>& live, std::uint64_t now,
                         std::uint64_t start) {
   // A peer whose session is still in flight is skipped, so one that does
   // not answer cannot keep the others from being repaired.
+  // At most 32 candidates from a random place: a round's cost does not grow
+  // with the cluster (a large one finds the peers that need a session over
+  // a few rounds).
   std::string target;
-  for (std::size_t k = 0; k < live.size(); ++k) {
+  for (std::size_t k = 0; k < std::min<std::size_t>(live.size(), 32); ++k) {
     const std::string& name = live[(start + k) % live.size()];
     if (InFlight(name, now)) continue;
     if (target.empty() || (host_.NeedsAe(name) && !host_.NeedsAe(target))) target = name;

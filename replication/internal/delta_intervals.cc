@@ -25,9 +25,14 @@ std::uint64_t DeltaIntervals::Append(const std::string& key, const std::string& 
 
 void DeltaIntervals::Trim() {
   std::uint64_t keep_from = next_seq_;
+  // Both maps are in name order: one walk (a member we have no entry for
+  // has acknowledged nothing).
+  auto peer = peers_.begin();
   for (const auto& [name, m] : membership_.members()) {
     if (m.state == MemberState::kDead || m.state == MemberState::kLeft) continue;
-    keep_from = std::min(keep_from, peers_[name].acked + 1);
+    while (peer != peers_.end() && peer->first < name) ++peer;
+    const bool known = peer != peers_.end() && peer->first == name;
+    keep_from = std::min(keep_from, known ? peer->second.acked + 1 : 1);
   }
   const std::uint64_t now = clock_.NowMs();
   while (!buffer_.empty() &&

@@ -937,7 +937,17 @@ SimulationReport Simulation::Run() {
   // Let waiting writes learn their outcome (confirmations or timeouts), and
   // let failure detection run its course: a member that peers wrongly
   // ignored would be declared dead by now.
-  world_.RunFor(std::max<std::uint64_t>(6'000, o_.gossip_interval_ms * 60 + 2'000));
+  const std::uint64_t settle = std::max<std::uint64_t>(6'000, o_.gossip_interval_ms * 60 + 2'000);
+  world_.RunFor(settle / 2);
+  std::uint64_t rest_from = 0;
+  for (const SimNode& n : nodes_) rest_from += world_.bytes_sent(n.name);
+  world_.RunFor(settle - settle / 2);
+  std::uint64_t rest_to = 0;
+  for (const SimNode& n : nodes_) rest_to += world_.bytes_sent(n.name);
+  report.rest_bytes_per_node_round =
+      (rest_to - rest_from) /
+      std::max<std::uint64_t>(1, static_cast<std::uint64_t>(o_.nodes) *
+                                     ((settle - settle / 2) / o_.gossip_interval_ms));
   // Settled also means the operator's forgetting of replaced nodes is done
   // (a storm of crashes can keep every node from seeing them dead until
   // the storm is over).

@@ -110,6 +110,9 @@ struct SimulationReport {
   std::uint64_t timestamps_rejected = 0;  // far-future LWW writes refused (for a while)
   std::uint64_t keys = 0;                 // keys in the converged state
   std::uint64_t bytes_per_node = 0;
+  // Bytes a node sends per round once the cluster is at rest (the second
+  // half of the settling period: converged, no faults, no writes).
+  std::uint64_t rest_bytes_per_node_round = 0;
   std::uint64_t frames_delivered = 0;
   std::uint64_t ae_keys_repaired = 0;
   std::uint64_t intervals_rejected = 0;

@@ -60,6 +60,7 @@ nlohmann::json ToJson(const SimulationOptions& o, const SimulationReport& r) {
   j["timestamps_rejected"] = r.timestamps_rejected;
   j["keys"] = r.keys;
   j["bytes_per_node"] = r.bytes_per_node;
+  j["rest_bytes_per_node_round"] = r.rest_bytes_per_node_round;
   j["frames_delivered"] = r.frames_delivered;
   j["ae_keys_repaired"] = r.ae_keys_repaired;
   j["intervals_rejected"] = r.intervals_rejected;
@@ -192,7 +193,7 @@ int main(int argc, char** argv) {
       "and check that it converges without losing an acknowledged write"};
   app.add_option("--nodes", o.nodes, "replicas in the cluster")
       ->capture_default_str()
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(1, 1024));
   app.add_option("--fanout", o.fanout, "peers each node gossips with per round")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
