@@ -422,7 +422,13 @@ Membership::ProbePlan Membership::ProbeRound(std::uint64_t now, std::mt19937_64&
     const bool moved_on = it == members_.end() || it->second.left ||
                           it->second.generation != probe_->generation ||
                           it->second.incarnation != probe_->incarnation;
-    if (probe_->acked || moved_on) {
+    // Any message from it, or a newer heartbeat of it, since the probe went
+    // out answers as well as an ack (a lost ack is not a dead member).
+    const auto contact = contacts_.find(probe_->target);
+    const bool heard = !moved_on && (it->second.last_change_ms > probe_->sent_ms ||
+                                     (contact != contacts_.end() &&
+                                      contact->second.last_heard_ms > probe_->sent_ms));
+    if (probe_->acked || moved_on || heard) {
       probe_.reset();
     } else if (!probe_->helpers_asked) {
       // No answer within a round: ask three others to try.
@@ -461,7 +467,7 @@ Membership::ProbePlan Membership::ProbeRound(std::uint64_t now, std::mt19937_64&
     const auto it = members_.find(name);
     // The dead are knocked at by the node every few rounds instead.
     if (it == members_.end() || it->second.left || it->second.state == MemberState::kDead) continue;
-    probe_ = Probe{name, ++next_nonce_, it->second.generation, it->second.incarnation};
+    probe_ = Probe{name, ++next_nonce_, it->second.generation, it->second.incarnation, now};
     plan.probe = Endpoint{name, it->second.address};
     plan.nonce = probe_->nonce;
     break;

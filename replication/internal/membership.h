@@ -248,6 +248,7 @@ class Membership {
     std::uint64_t nonce = 0;
     std::uint64_t generation = 0;  // of the target when probed
     std::uint64_t incarnation = 0;
+    std::uint64_t sent_ms = 0;
     bool acked = false;
     bool helpers_asked = false;
   };

@@ -50,6 +50,9 @@ namespace converge::replication::sim {
 struct SimulationOptions {
   int nodes = 3;
   int fanout = 2;
+  // NodeOptions::members_per_message: below the node count, the cluster runs
+  // the large-cluster membership (bounded changes, probes) at any size.
+  std::size_t members_per_message = NodeOptions{}.members_per_message;
   std::uint64_t seed = 1;
   // Network faults, for every frame of the whole run.
   double loss = 0.0;         // probability a frame is dropped

@@ -36,6 +36,7 @@ SimulationOptions SwarmMix::OptionsFor(std::uint64_t seed) const {
   o.hlc_max_offset_ms = hlc_max_offset_ms;
   o.workload = workload;
   o.replacements = replacements;
+  o.members_per_message = members_per_message;
   o.writes = 120;
   o.keys = 6;
   o.fault_window_ms = 12'000;
@@ -72,6 +73,10 @@ const std::vector<SwarmMix>& SwarmMixes() {
       // good and replaced under new names, the old ones forgotten by the
       // operator once dead; the settled cluster lists only its live nodes.
       {"churn", 0.05, 0, true, 1, 6, 0, 0, 0, 0, crdt::Hlc::kDefaultMaxOffsetMs, "mixed", 2},
+      // The large-cluster membership (bounded member changes, probes,
+      // suspicion and refutation) at swarm sizes: one member entry a
+      // message, under loss, partitions, crashes and a replacement.
+      {"swim", 0.10, 0.05, true, 2, 2, 0, 0, 0, 0, crdt::Hlc::kDefaultMaxOffsetMs, "mixed", 1, 1},
   };
   return mixes;
 }

@@ -45,6 +45,8 @@ struct SwarmMix {
   std::uint64_t hlc_max_offset_ms = crdt::Hlc::kDefaultMaxOffsetMs;
   const char* workload = "mixed";
   int replacements = 0;
+  // Below the node count: the large-cluster membership (SimulationOptions).
+  std::size_t members_per_message = NodeOptions{}.members_per_message;
 
   // The simulation of this mix for `seed`.
   [[nodiscard]] SimulationOptions OptionsFor(std::uint64_t seed) const;

@@ -197,6 +197,11 @@ int main(int argc, char** argv) {
   app.add_option("--fanout", o.fanout, "peers each node gossips with per round")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  app.add_option("--members-per-message", o.members_per_message,
+                 "member entries a gossip message carries; a cluster with more other members "
+                 "runs the large-cluster membership (bounded changes, probes)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
   app.add_option("--seed", o.seed, "the seed: same seed and flags, same run")
       ->capture_default_str();
   app.add_option("--loss", o.loss, "probability that a frame is lost")
@@ -306,6 +311,7 @@ int main(int argc, char** argv) {
                                                  "--mix", "--threads"};
     static constexpr const char* kRunOnly[] = {"--nodes",
                                                "--fanout",
+                                               "--members-per-message",
                                                "--seed",
                                                "--loss",
                                                "--dup",
