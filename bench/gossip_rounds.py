@@ -65,6 +65,11 @@ QUICK_SIZES = [4, 16, 64]
 FANOUTS = [2, 3]
 FULL_SEEDS = 50
 QUICK_SEEDS = 8
+# Large clusters (issue 11): fanout 3 only, fewer seeds (a 1,024-node run
+# takes about two minutes of CPU and 2 GiB). These run the large-cluster
+# membership (more than 16 other members: bounded member changes, probes).
+LARGE_SIZES = {"full": {256: 10, 1024: 3}, "quick": {256: 2, 1024: 1}}
+LARGE_FANOUT = 3
 WINDOW_MS = 2000
 TIMEOUT_SECONDS = 300
 
@@ -129,54 +134,59 @@ def main(argv: list[str]) -> int:
     result = {"context": context, "benchmarks": []}
     failed = 0
     started = time.monotonic()
+    runs = [(nodes, fanout, seeds) for nodes in sizes for fanout in FANOUTS]
+    runs += [(nodes, LARGE_FANOUT, args.seeds or n)
+             for nodes, n in LARGE_SIZES[args.mode].items()]
+    context["large_sizes"] = {str(n): s for n, _, s in runs if n in LARGE_SIZES[args.mode]}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for nodes in sizes:
-            for fanout in FANOUTS:
-                name = f"GossipRounds/nodes:{nodes}/fanout:{fanout}"
-                if not selected(name, args.filter):
-                    continue
-                t0 = time.monotonic()
-                futures = [pool.submit(run_one, sim_command(args.sim, nodes, fanout, s))
-                           for s in range(1, seeds + 1)]
-                entry = {"name": name, "run_name": name, "run_type": "iteration",
-                         "repetitions": 1, "repetition_index": 0, "iterations": seeds,
-                         "threads": 1, "time_unit": "ms"}
-                try:
-                    reports = [f.result() for f in futures]
-                except (OSError, subprocess.SubprocessError, RuntimeError) as e:
-                    failed += 1
-                    entry.update(error_occurred=True, error_message=str(e))
-                    result["benchmarks"].append(entry)
-                    print(f"  {name}: error: {e}", file=sys.stderr)
-                    continue
-                rounds = [float(r["rounds"]) for r in reports if r.get("converged")]
-                bad = [r for r in reports if not r.get("converged") or r.get("violations")]
-                if bad or not rounds:
-                    failed += 1
-                    entry.update(error_occurred=True,
-                                 error_message=f"{len(bad)} of {seeds} runs did not converge "
-                                               f"cleanly; replay: {bad[0].get('replay', '?')}"
-                                 if bad else "no run converged")
-                    result["benchmarks"].append(entry)
-                    print(f"  {name}: error: {entry['error_message']}", file=sys.stderr)
-                    continue
-                elapsed = time.monotonic() - t0
-                entry.update(
-                    rounds_p50=statistics.median(rounds), rounds_max=max(rounds),
-                    rounds_min=min(rounds), rounds_mean=statistics.fmean(rounds),
-                    rounds_p90=percentile(rounds, 0.9), seeds=len(reports),
-                    converged=len(rounds),
-                    violations=sum(int(r.get("violations", 0)) for r in reports),
-                    log2_n=math.log2(nodes), epidemic_bound=epidemic_bound(nodes, fanout),
-                    bytes_per_node_mean=statistics.fmean(float(r["bytes_per_node"])
-                                                         for r in reports),
-                    rounds_histogram={str(int(k)): rounds.count(k) for k in sorted(set(rounds))},
-                    real_time=elapsed * 1e3 / seeds, cpu_time=0)
+        for nodes, fanout, seeds in runs:
+            name = f"GossipRounds/nodes:{nodes}/fanout:{fanout}"
+            if not selected(name, args.filter):
+                continue
+            t0 = time.monotonic()
+            futures = [pool.submit(run_one, sim_command(args.sim, nodes, fanout, s))
+                       for s in range(1, seeds + 1)]
+            entry = {"name": name, "run_name": name, "run_type": "iteration",
+                     "repetitions": 1, "repetition_index": 0, "iterations": seeds,
+                     "threads": 1, "time_unit": "ms"}
+            try:
+                reports = [f.result() for f in futures]
+            except (OSError, subprocess.SubprocessError, RuntimeError) as e:
+                failed += 1
+                entry.update(error_occurred=True, error_message=str(e))
                 result["benchmarks"].append(entry)
-                print(f"  {name}: rounds p50 {entry['rounds_p50']:g}, max "
-                      f"{entry['rounds_max']:g} over {seeds} seeds (log2 N = "
-                      f"{entry['log2_n']:.2f}, epidemic bound {entry['epidemic_bound']:.2f}); "
-                      f"{elapsed:.1f} s", flush=True)
+                print(f"  {name}: error: {e}", file=sys.stderr)
+                continue
+            rounds = [float(r["rounds"]) for r in reports if r.get("converged")]
+            bad = [r for r in reports if not r.get("converged") or r.get("violations")]
+            if bad or not rounds:
+                failed += 1
+                entry.update(error_occurred=True,
+                             error_message=f"{len(bad)} of {seeds} runs did not converge "
+                                           f"cleanly; replay: {bad[0].get('replay', '?')}"
+                             if bad else "no run converged")
+                result["benchmarks"].append(entry)
+                print(f"  {name}: error: {entry['error_message']}", file=sys.stderr)
+                continue
+            elapsed = time.monotonic() - t0
+            entry.update(
+                rounds_p50=statistics.median(rounds), rounds_max=max(rounds),
+                rounds_min=min(rounds), rounds_mean=statistics.fmean(rounds),
+                rounds_p90=percentile(rounds, 0.9), seeds=len(reports),
+                converged=len(rounds),
+                violations=sum(int(r.get("violations", 0)) for r in reports),
+                log2_n=math.log2(nodes), epidemic_bound=epidemic_bound(nodes, fanout),
+                bytes_per_node_mean=statistics.fmean(float(r["bytes_per_node"])
+                                                     for r in reports),
+                rest_bytes_per_node_round_mean=statistics.fmean(
+                    float(r.get("rest_bytes_per_node_round", 0)) for r in reports),
+                rounds_histogram={str(int(k)): rounds.count(k) for k in sorted(set(rounds))},
+                real_time=elapsed * 1e3 / seeds, cpu_time=0)
+            result["benchmarks"].append(entry)
+            print(f"  {name}: rounds p50 {entry['rounds_p50']:g}, max "
+                  f"{entry['rounds_max']:g} over {seeds} seeds (log2 N = "
+                  f"{entry['log2_n']:.2f}, epidemic bound {entry['epidemic_bound']:.2f}); "
+                  f"{elapsed:.1f} s", flush=True)
     context["elapsed_seconds"] = round(time.monotonic() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -673,6 +673,32 @@ FIGURES = {
         unit="×", source=_ratio(f"gossip_rounds_max_n{nodes}{_fanout_suffix(fanout)}",
                                 f"gossip_epidemic_bound_n{nodes}{_fanout_suffix(fanout)}"))
        for nodes in _GOSSIP_SIZES for fanout in _GOSSIP_FANOUTS},
+    # --- replication: clusters of a thousand (issue 11) --------------------------
+    **{f"sim_rounds_n{nodes}_f3_median": dict(
+        suite="replication", results="gossip", section="Gossip rounds against cluster size",
+        headline=nodes == 1024,
+        description=f"{nodes} nodes, fanout 3 (the large-cluster membership: bounded member "
+                    "changes, probes): gossip rounds from one write until every node holds "
+                    "it, median over the seeds (converge-sim, no faults)",
+        unit="rounds", source=(f"GossipRounds/nodes:{nodes}/fanout:3", "rounds_p50"),
+        reference=(f"log_3(N) + ln(N)/2 = {math.log(nodes, 3) + math.log(nodes) / 2:.2f} rounds; "
+                   "target: within 2 of it"))
+       for nodes in (256, 1024)},
+    **{f"sim_bytes_per_node_round_n{nodes}": dict(
+        suite="replication", results="gossip", section="Gossip rounds against cluster size",
+        headline=nodes == 1024,
+        description=f"bytes a node sends per 100 ms round at rest in a {nodes}-node cluster, "
+                    "fanout 3 (converge-sim's rest_bytes_per_node_round: the second half of "
+                    "its settling period, mean over the seeds; gossip, probes, deltas, "
+                    "anti-entropy and the periodic whole-list exchange)",
+        unit="bytes", source=(f"GossipRounds/nodes:{nodes}/fanout:3",
+                              "rest_bytes_per_node_round_mean"))
+       for nodes in (64, 256, 1024)},
+    "sim_bytes_per_node_round_n1024_vs_n64": dict(
+        suite="replication", section="Gossip rounds against cluster size", headline=True,
+        description="sim_bytes_per_node_round_n1024 / sim_bytes_per_node_round_n64: how what a "
+                    "node sends at rest grows with the cluster (O(fanout), not O(N): about 1)",
+        unit="×", source=_ratio("sim_bytes_per_node_round_n1024", "sim_bytes_per_node_round_n64")),
     # --- replication: anti-entropy against differing keys ------------------------
     **{f"ae_{name}_d{d}": dict(
         suite="replication", section="Anti-entropy against differing keys",

@@ -76,6 +76,13 @@ std::vector<MetricFamily> NodeMetrics::Families(const MetricsSnapshot& s) {
       Scalar("converge_replication_members_forgotten_total",
              "Members removed for good (by an operator, learned from a peer, or automatically)",
              counter, D(n.members_forgotten)),
+      Scalar("converge_replication_members_suspected_total",
+             "Members this node suspected after its probes went unanswered (clusters larger "
+             "than members_per_message)",
+             counter, D(n.members_suspected)),
+      Scalar("converge_replication_suspicions_refuted_total",
+             "Suspicions of this node (or declarations of its death) it refuted", counter,
+             D(n.suspicions_refuted)),
       Scalar("converge_replication_chunks_sent_total",
              "Chunks of states larger than a message sent", counter, D(n.chunks_sent)),
       Scalar("converge_replication_chunks_received_total",

@@ -869,6 +869,8 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
   NodeStats Stats() const {
     NodeStats s = stats_;
     s.cluster_clock_offset_ms = membership_.ClusterClockOffsetMs(n_.clock_.NowMs());
+    s.members_suspected = membership_.suspected();
+    s.suspicions_refuted = membership_.refuted();
     s.buffer_entries = deltas_.entries();
     s.buffer_bytes = deltas_.bytes();
     return s;

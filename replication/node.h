@@ -163,6 +163,12 @@ struct NodeStats {
   std::uint64_t messages_oversized = 0;
   std::uint64_t members_forgotten = 0;  // by an operator, a peer, or forget_dead_after_ms
   std::uint64_t rejoined_as_new = 0;    // times this node learned it was forgotten
+  // Large clusters (NodeOptions::members_per_message): members this node
+  // suspected after its probes went unanswered, and suspicions of this
+  // node it refuted (a rising count under no loss: a member that cannot
+  // reach it, or that it cannot answer in time).
+  std::uint64_t members_suspected = 0;
+  std::uint64_t suspicions_refuted = 0;
   // Self-checking state: the digest tree and sequences read back after the
   // store reopened from a disk error; full verifications of the digest
   // index and tree against the states; what those found wrong and fixed

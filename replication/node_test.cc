@@ -150,6 +150,101 @@ TEST(NodeTest, GroupsThatFormedApartAroundDifferentSeedsMeet) {
   for (auto& n : nodes) n.node->Stop();
 }
 
+// What node i sees of node j ("alive", "suspect", "dead", "left"; "" when
+// it does not list it).
+std::string SeenAs(const std::vector<SimNode>& nodes, int i, int j) {
+  for (const PeerStatus& p : nodes[static_cast<std::size_t>(i)].node->Peers()) {
+    if (p.name == "n" + std::to_string(j)) return p.state;
+  }
+  return "";
+}
+
+// Whether every node sees every other as alive (the first exception, if not).
+::testing::AssertionResult AllSeeAllAlive(const std::vector<SimNode>& nodes) {
+  const int n = static_cast<int>(nodes.size());
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < n; ++j) {
+      if (i == j) continue;
+      if (const std::string seen = SeenAs(nodes, i, j); seen != "alive") {
+        return ::testing::AssertionFailure() << "n" << i << " sees n" << j << " as '" << seen << "'";
+      }
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// A cluster with more members than a gossip message carries
+// (members_per_message) judges liveness by probes, not heartbeats: a member
+// that stops is suspected by a node whose probe (and three indirect ones)
+// went unanswered, the suspicion spreads, and the member is declared dead
+// everywhere after the suspicion timeout; back (a new process), it is alive
+// everywhere again.
+TEST(NodeTest, LargeClustersFindAStoppedMemberByProbesAndSeeItAliveWhenItReturns) {
+  sim::SimWorld world(101);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  constexpr int kNodes = 8;
+  const auto large = [](NodeOptions& o) {
+    o.members_per_message = 2;  // 7 others: the large-cluster regime
+    o.gossip_interval_ms = 100;
+    o.suspect_after_ms = 1'000;
+    o.dead_after_ms = 3'000;  // suspicion timeout: 2 s
+  };
+  std::vector<SimNode> nodes(kNodes);
+  for (int i = 0; i < kNodes; ++i) {
+    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
+                 static_cast<std::uint64_t>(i) + 1010, large);
+  }
+  world.RunFor(3'000);
+  ASSERT_TRUE(AllSeeAllAlive(nodes)) << "after start";
+  nodes[7].node->Stop();  // a crash: no leave
+  nodes[7].node.reset();
+  world.RunFor(1'500);
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_EQ(SeenAs(nodes, i, 7), "suspect") << "n" << i << ", 1.5 s after n7 stopped";
+  }
+  world.RunFor(3'000);
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(SeenAs(nodes, i, 7), "dead") << "n" << i;
+  StartSimNode(world, nodes[7], 7, registry, 0, large);
+  world.RunFor(2'000);
+  EXPECT_TRUE(AllSeeAllAlive(nodes));
+  for (auto& n : nodes) n.node->Stop();
+}
+
+// A member cut off from a large cluster is declared dead by the others (and
+// sees them dead); once the network heals, the same processes tell each
+// other what they said, each refutes with a greater incarnation, and every
+// node sees every other alive again, without a restart.
+TEST(NodeTest, LargeClustersHealAfterAPartitionByRefutingWhatWasSaid) {
+  sim::SimWorld world(103);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  constexpr int kNodes = 8;
+  const auto large = [](NodeOptions& o) {
+    o.members_per_message = 2;
+    o.gossip_interval_ms = 100;
+    o.suspect_after_ms = 1'000;
+    o.dead_after_ms = 3'000;
+  };
+  std::vector<SimNode> nodes(kNodes);
+  for (int i = 0; i < kNodes; ++i) {
+    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
+                 static_cast<std::uint64_t>(i) + 1030, large);
+  }
+  world.RunFor(3'000);
+  for (int i = 0; i < 7; ++i) {
+    world.Cut("n7", "n" + std::to_string(i));
+    world.Cut("n" + std::to_string(i), "n7");
+  }
+  world.RunFor(6'000);
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_EQ(SeenAs(nodes, i, 7), "dead") << "n" << i;
+    EXPECT_EQ(SeenAs(nodes, 7, i), "dead") << "n7 of n" << i;
+  }
+  world.RestoreAll();
+  world.RunFor(3'000);
+  EXPECT_TRUE(AllSeeAllAlive(nodes));
+  for (auto& n : nodes) n.node->Stop();
+}
+
 // Every incarnation that writes a key adds an id to its state; a state that
 // names more ids than a state may hold would be refused by every peer for
 // good. The writer refuses the update that would get there, and changes

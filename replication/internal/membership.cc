@@ -238,6 +238,7 @@ void Membership::MergeSelf(wire::Member::Reader e) {
   // Suspected, declared dead, or said to have left while here: refute.
   if (said != MemberState::kAlive && !(said == MemberState::kLeft && left_)) {
     incarnation_ = e.getIncarnation() + 1;
+    ++refuted_;
   }
 }
 
@@ -407,6 +408,7 @@ void Membership::Suspect(const std::string& name, std::uint64_t now) {
   it->second.reported = MemberState::kSuspect;
   it->second.reported_ms = now;
   it->second.state = MemberState::kSuspect;
+  ++suspected_;
   Changed(name);
 }
 

@@ -148,6 +148,8 @@ class Membership {
   [[nodiscard]] std::uint64_t SuspicionTimeoutMs() const;
   [[nodiscard]] std::uint64_t incarnation() const { return incarnation_; }
   [[nodiscard]] std::size_t pending_changes() const { return changes_.size(); }
+  [[nodiscard]] std::uint64_t suspected() const { return suspected_; }
+  [[nodiscard]] std::uint64_t refuted() const { return refuted_; }
 
   // Removes a member an operator declared gone for good: it must be dead or
   // left. Its entries up to its current generation are ignored from now on
@@ -238,6 +240,8 @@ class Membership {
   std::map<std::string, Contact> contacts_;
   std::map<std::string, Tombstone> forgotten_;
   bool large_ = false;  // the regime of the last UpdateStates
+  std::uint64_t suspected_ = 0;  // NodeStats::members_suspected
+  std::uint64_t refuted_ = 0;    // NodeStats::suspicions_refuted
   // Large clusters: members whose change is still being spread, and how
   // many messages carried it so far.
   std::map<std::string, std::uint32_t> changes_;

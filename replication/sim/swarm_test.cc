@@ -91,6 +91,37 @@ TEST(SimulationTest, SameSeedSameTrace) {
   EXPECT_NE(RunSimulation(o).trace_hash, a.trace_hash);
 }
 
+// Issue 11: membership that scales. Beyond members_per_message other
+// members a gossip message carries a bounded number of member changes, so
+// what a node sends per round at rest does not grow with the cluster (the
+// whole-list exchange every max(32, N/4) rounds included), and one write
+// still reaches every node in about log N rounds.
+TEST(SimulationTest, GossipAtRestCostsAboutTheSameAt32And128Nodes) {
+  std::map<int, SimulationReport> runs;
+  for (const int nodes : {32, 128}) {
+    SimulationOptions o;
+    o.nodes = nodes;
+    o.fanout = 3;
+    o.seed = 11;
+    o.workload = "counter";
+    o.writes = 1;
+    o.keys = 1;
+    o.majority_percent = 0;
+    o.all_percent = 0;
+    o.fault_window_ms = 2'000;
+    runs[nodes] = RunSimulation(o);
+    ASSERT_TRUE(runs[nodes].ok()) << runs[nodes].violations.front() << "\n" << runs[nodes].replay;
+    EXPECT_EQ(runs[nodes].members_max, static_cast<std::uint64_t>(nodes));
+  }
+  const double small = static_cast<double>(runs[32].rest_bytes_per_node_round);
+  const double large = static_cast<double>(runs[128].rest_bytes_per_node_round);
+  EXPECT_GT(small, 0);
+  EXPECT_LT(large, 1.5 * small) << "bytes a node sends per round at rest: " << small
+                                << " with 32 nodes, " << large << " with 128";
+  // log3(128) + ln(128)/2 = 6.8 rounds, and 2 more.
+  EXPECT_LE(runs[128].rounds, 9u);
+}
+
 TEST(SimulationTest, ReplayCommandNamesEveryNonDefaultOption) {
   SimulationOptions o;
   o.nodes = 5;
@@ -100,6 +131,10 @@ TEST(SimulationTest, ReplayCommandNamesEveryNonDefaultOption) {
   o.rollbacks = 2;
   EXPECT_EQ(ReplayCommand(o),
             "converge-sim --nodes 5 --fanout 2 --seed 9 --loss 0.25 --reorder --rollbacks 2");
+  o.members_per_message = 1;
+  EXPECT_EQ(ReplayCommand(o),
+            "converge-sim --nodes 5 --fanout 2 --seed 9 --members-per-message 1 --loss 0.25 "
+            "--reorder --rollbacks 2");
 }
 
 TEST(SimulationTest, WipedAndRolledBackNodesContinueUnderNewIncarnations) {

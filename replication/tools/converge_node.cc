@@ -87,6 +87,7 @@ struct Flags {
   // Tuning, mostly for tests that need short timeouts.
   std::uint64_t suspect_after_ms = 2'000;
   std::uint64_t dead_after_ms = 6'000;
+  std::size_t members_per_message = NodeOptions{}.members_per_message;
   std::uint64_t write_timeout_ms = 5'000;
   int fanout = 3;
   std::size_t min_replicas = 0;
@@ -163,6 +164,7 @@ class NodeProcess {
     options.gossip_interval_ms = flags_.gossip_interval_ms;
     options.suspect_after_ms = flags_.suspect_after_ms;
     options.dead_after_ms = flags_.dead_after_ms;
+    options.members_per_message = flags_.members_per_message;
     options.write_timeout_ms = flags_.write_timeout_ms;
     options.fanout = flags_.fanout;
     options.min_replicas = flags_.min_replicas;
@@ -412,6 +414,8 @@ class NodeProcess {
         << " messages_rejected=" << n.messages_rejected
         << " entries_rejected=" << n.entries_rejected << " retirements=" << n.retirements
         << " members_forgotten=" << n.members_forgotten << " rejoined_as_new=" << n.rejoined_as_new
+        << " members_suspected=" << n.members_suspected
+        << " suspicions_refuted=" << n.suspicions_refuted
         << " chunks_sent=" << n.chunks_sent << " chunks_received=" << n.chunks_received
         << " large_states_received=" << n.large_states_received
         << " states_too_large=" << n.states_too_large
@@ -579,6 +583,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"sync", "buffered"}));
   auto* tuning = "Tuning (tests)";
+  app.add_option("--members-per-message", flags.members_per_message,
+                 "member entries a gossip message carries; with more other members the node "
+                 "gossips bounded changes and probes members (docs/replication.md)")
+      ->group(tuning)
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
   app.add_option("--suspect-after-ms", flags.suspect_after_ms)
       ->group(tuning)
       ->capture_default_str();
