@@ -1938,6 +1938,21 @@ def _gossip_notes(figures: dict[str, Figure], results: dict[str, SuiteResults]) 
         "synchronous rounds, and the bound is an upper reference, not a prediction; "
         "`gossip_rounds_max_vs_bound_*` at or below 1 means no seed needed more rounds than "
         "the push epidemic.")
+    large = ctx.get("large_sizes")
+    if large is not None:
+        notes.append(
+            "Large clusters (`sim_rounds_n*_f3_median`, `sim_bytes_per_node_round_n*`): "
+            + ", ".join(f"{n} nodes with {s} seed(s)" for n, s in large.items())
+            + (" (1,024 nodes only in a full run)" if "1024" not in large else "")
+            + ", fanout 3. Beyond 16 other members a node runs the large-cluster membership "
+            "(docs/replication.md, \"Membership\"): gossip carries at most 16 member changes, "
+            "members are probed, whole lists are exchanged with one member every max(32, N/4) "
+            "rounds. The target: rounds within 2 of log_3(N) + ln(N)/2, and bytes per node "
+            "per round at rest O(fanout), not O(N). The bytes at rest are those of the second "
+            "half of converge-sim's settling period; they include the amortized whole-list "
+            "exchange and, in the largest clusters, the last acknowledgements of the one "
+            "write (a delta-buffer entry stays until every member acknowledged it, F peers "
+            "a round).")
     if ctx.get("elapsed_seconds") is not None:
         notes[-1] += f" This part took {ctx['elapsed_seconds']:.0f} s."
     return notes

@@ -625,8 +625,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
   }
 
   void OnGossip(const std::string& from, std::uint64_t generation, wire::Gossip::Reader gossip) {
-    const internal::Membership::Merged merged =
-        membership_.Merge(from, gossip, n_.clock_.NowMs());
+    const internal::Membership::Merged merged = membership_.Merge(from, gossip, n_.clock_.NowMs());
     for (const std::string& name : merged.removed) {
       log_.Warn("replication: member " + name + " was forgotten (learned from " + from + ")");
       Forgotten(name);

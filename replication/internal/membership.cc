@@ -289,7 +289,7 @@ void Membership::FillEntry(wire::Member::Builder out, const std::string& name,
   out.setHeartbeat(m.heartbeat);
   // A small cluster's lists say nothing of suspicion: each node judges by
   // heartbeats itself.
-  out.setStatus(m.left    ? wire::MemberStatus::LEFT
+  out.setStatus(m.left   ? wire::MemberStatus::LEFT
                 : large_ ? ToWire(m.reported)
                          : wire::MemberStatus::ALIVE);
   out.setReplica(m.replica);
@@ -338,8 +338,8 @@ void Membership::Fill(wire::Gossip::Builder gossip, std::uint64_t replica, const
       if (members_.contains(*order[i].second)) chosen.push_back(order[i].second);
     }
     const auto self = members_.find(to);
-    if (ShouldHearItsEntry(to) &&
-        std::none_of(chosen.begin(), chosen.end(), [&](const std::string* n) { return *n == to; })) {
+    if (ShouldHearItsEntry(to) && std::none_of(chosen.begin(), chosen.end(),
+                                               [&](const std::string* n) { return *n == to; })) {
       chosen.push_back(&self->first);
     }
     const std::uint32_t limit = RetransmitLimit();
@@ -427,9 +427,10 @@ Membership::ProbePlan Membership::ProbeRound(std::uint64_t now, std::mt19937_64&
     // Any message from it, or a newer heartbeat of it, since the probe went
     // out answers as well as an ack (a lost ack is not a dead member).
     const auto contact = contacts_.find(probe_->target);
-    const bool heard = !moved_on && (it->second.last_change_ms > probe_->sent_ms ||
-                                     (contact != contacts_.end() &&
-                                      contact->second.last_heard_ms > probe_->sent_ms));
+    const bool heard =
+        !moved_on &&
+        (it->second.last_change_ms > probe_->sent_ms ||
+         (contact != contacts_.end() && contact->second.last_heard_ms > probe_->sent_ms));
     if (probe_->acked || moved_on || heard) {
       probe_.reset();
     } else if (!probe_->helpers_asked) {

@@ -28,8 +28,8 @@
 
 #include <cstdint>
 #include <map>
-#include <random>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -239,7 +239,7 @@ class Membership {
   std::map<std::string, Member> members_;
   std::map<std::string, Contact> contacts_;
   std::map<std::string, Tombstone> forgotten_;
-  bool large_ = false;  // the regime of the last UpdateStates
+  bool large_ = false;           // the regime of the last UpdateStates
   std::uint64_t suspected_ = 0;  // NodeStats::members_suspected
   std::uint64_t refuted_ = 0;    // NodeStats::suspicions_refuted
   // Large clusters: members whose change is still being spread, and how

@@ -415,8 +415,8 @@ class NodeProcess {
         << " entries_rejected=" << n.entries_rejected << " retirements=" << n.retirements
         << " members_forgotten=" << n.members_forgotten << " rejoined_as_new=" << n.rejoined_as_new
         << " members_suspected=" << n.members_suspected
-        << " suspicions_refuted=" << n.suspicions_refuted
-        << " chunks_sent=" << n.chunks_sent << " chunks_received=" << n.chunks_received
+        << " suspicions_refuted=" << n.suspicions_refuted << " chunks_sent=" << n.chunks_sent
+        << " chunks_received=" << n.chunks_received
         << " large_states_received=" << n.large_states_received
         << " states_too_large=" << n.states_too_large
         << " messages_oversized=" << n.messages_oversized << " store_reloads=" << n.store_reloads
