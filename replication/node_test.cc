@@ -180,23 +180,34 @@ std::string SeenAs(const std::vector<SimNode>& nodes, int i, int j) {
 // went unanswered, the suspicion spreads, and the member is declared dead
 // everywhere after the suspicion timeout; back (a new process), it is alive
 // everywhere again.
+// The options of a node of a large cluster of 8: two member entries a
+// message, 100 ms rounds, a suspicion timeout of 2 s.
+void LargeCluster(NodeOptions& o) {
+  o.members_per_message = 2;  // 7 others: the large-cluster regime
+  o.gossip_interval_ms = 100;
+  o.suspect_after_ms = 1'000;
+  o.dead_after_ms = 3'000;
+}
+
+// Starts 8 such nodes (replica ids from `first_replica`) and lets their
+// membership form.
+std::vector<SimNode> StartLargeCluster(sim::SimWorld& world,
+                                       const std::shared_ptr<codec::TypeRegistry>& registry,
+                                       std::uint64_t first_replica) {
+  std::vector<SimNode> nodes(8);
+  for (int i = 0; i < 8; ++i) {
+    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
+                 first_replica + static_cast<std::uint64_t>(i), LargeCluster);
+  }
+  world.RunFor(3'000);
+  EXPECT_TRUE(AllSeeAllAlive(nodes)) << "after start";
+  return nodes;
+}
+
 TEST(NodeTest, LargeClustersFindAStoppedMemberByProbesAndSeeItAliveWhenItReturns) {
   sim::SimWorld world(101);
   auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
-  constexpr int kNodes = 8;
-  const auto large = [](NodeOptions& o) {
-    o.members_per_message = 2;  // 7 others: the large-cluster regime
-    o.gossip_interval_ms = 100;
-    o.suspect_after_ms = 1'000;
-    o.dead_after_ms = 3'000;  // suspicion timeout: 2 s
-  };
-  std::vector<SimNode> nodes(kNodes);
-  for (int i = 0; i < kNodes; ++i) {
-    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
-                 static_cast<std::uint64_t>(i) + 1010, large);
-  }
-  world.RunFor(3'000);
-  ASSERT_TRUE(AllSeeAllAlive(nodes)) << "after start";
+  std::vector<SimNode> nodes = StartLargeCluster(world, registry, 1010);
   nodes[7].node->Stop();  // a crash: no leave
   nodes[7].node.reset();
   world.RunFor(1'500);
@@ -205,7 +216,7 @@ TEST(NodeTest, LargeClustersFindAStoppedMemberByProbesAndSeeItAliveWhenItReturns
   }
   world.RunFor(3'000);
   for (int i = 0; i < 7; ++i) EXPECT_EQ(SeenAs(nodes, i, 7), "dead") << "n" << i;
-  StartSimNode(world, nodes[7], 7, registry, 0, large);
+  StartSimNode(world, nodes[7], 7, registry, 0, LargeCluster);
   world.RunFor(2'000);
   EXPECT_TRUE(AllSeeAllAlive(nodes));
   for (auto& n : nodes) n.node->Stop();
@@ -218,19 +229,7 @@ TEST(NodeTest, LargeClustersFindAStoppedMemberByProbesAndSeeItAliveWhenItReturns
 TEST(NodeTest, LargeClustersHealAfterAPartitionByRefutingWhatWasSaid) {
   sim::SimWorld world(103);
   auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
-  constexpr int kNodes = 8;
-  const auto large = [](NodeOptions& o) {
-    o.members_per_message = 2;
-    o.gossip_interval_ms = 100;
-    o.suspect_after_ms = 1'000;
-    o.dead_after_ms = 3'000;
-  };
-  std::vector<SimNode> nodes(kNodes);
-  for (int i = 0; i < kNodes; ++i) {
-    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
-                 static_cast<std::uint64_t>(i) + 1030, large);
-  }
-  world.RunFor(3'000);
+  std::vector<SimNode> nodes = StartLargeCluster(world, registry, 1030);
   for (int i = 0; i < 7; ++i) {
     world.Cut("n7", "n" + std::to_string(i));
     world.Cut("n" + std::to_string(i), "n7");
