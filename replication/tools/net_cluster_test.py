@@ -1770,11 +1770,14 @@ def scenario_large_membership(h: Harness) -> None:
     # processes whose gossip carries at most two member entries
     # (--members-per-message 2), so they send bounded changes and probe each
     # other instead of judging heartbeats: a killed member is suspected by a
-    # prober, then dead everywhere; restarted, alive everywhere.
+    # prober, then dead everywhere; restarted, alive everywhere. Rounds of
+    # 200 ms (the default), not the harness's 50: a probe is answered within
+    # a round even on a loaded machine.
     names = tuple(f"n{i}" for i in range(1, 7))
     nodes = three_nodes(h, names=names,
-                        flags={"--members-per-message": 2, "--suspect-after-ms": 1000,
-                               "--dead-after-ms": 3000, "--write-timeout-ms": 5000})
+                        flags={"--members-per-message": 2, "--gossip-interval-ms": 200,
+                               "--suspect-after-ms": 1000, "--dead-after-ms": 3000,
+                               "--write-timeout-ms": 5000})
     n1, victim = nodes[0], nodes[-1]
     n1.write_ok("add k before all")
     victim.kill()
