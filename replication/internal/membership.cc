@@ -334,8 +334,12 @@ void Membership::Fill(wire::Gossip::Builder gossip, std::uint64_t replica, const
     const std::size_t take = std::min(order.size(), options_.members_per_message);
     std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(take), order.end(),
                       [](const auto& a, const auto& b) { return a.first < b.first; });
+    // (Pointers to the members' names: a change sent often enough is erased
+    // from changes_ below, its name with it.)
     for (std::size_t i = 0; i < take; ++i) {
-      if (members_.contains(*order[i].second)) chosen.push_back(order[i].second);
+      if (const auto m = members_.find(*order[i].second); m != members_.end()) {
+        chosen.push_back(&m->first);
+      }
     }
     const auto self = members_.find(to);
     if (ShouldHearItsEntry(to) && std::none_of(chosen.begin(), chosen.end(),
@@ -344,7 +348,8 @@ void Membership::Fill(wire::Gossip::Builder gossip, std::uint64_t replica, const
     }
     const std::uint32_t limit = RetransmitLimit();
     for (std::size_t i = 0; i < take; ++i) {
-      if (++changes_[*order[i].second] >= limit) changes_.erase(*order[i].second);
+      const auto change = changes_.find(*order[i].second);
+      if (++change->second >= limit) changes_.erase(change);
     }
   } else {
     chosen.reserve(members_.size());
