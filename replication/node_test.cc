@@ -153,8 +153,11 @@ TEST(NodeTest, GroupsThatFormedApartAroundDifferentSeedsMeet) {
 // What node i sees of node j ("alive", "suspect", "dead", "left"; "" when
 // it does not list it).
 std::string SeenAs(const std::vector<SimNode>& nodes, int i, int j) {
+  // (Appended, not "n" + to_string(j): g++ 12 -O3 warns falsely on that.)
+  std::string name = "n";
+  name += std::to_string(j);
   for (const PeerStatus& p : nodes[static_cast<std::size_t>(i)].node->Peers()) {
-    if (p.name == "n" + std::to_string(j)) return p.state;
+    if (p.name == name) return p.state;
   }
   return "";
 }
