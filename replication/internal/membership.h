@@ -118,8 +118,6 @@ class Membership {
   void Fill(wire::Gossip::Builder gossip, std::uint64_t replica, const std::string& to,
             ListKind kind = ListKind::kChosen);
 
-  // Whether there are too many members for whole lists in every message.
-  [[nodiscard]] bool Large() const { return members_.size() > options_.members_per_message; }
   // Large clusters: whether this round exchanges whole lists with a member.
   [[nodiscard]] bool PushPullDue(std::uint64_t round) const;
 
@@ -144,10 +142,6 @@ class Membership {
   // Whether we see `name` as suspected or dead while it is talking to us:
   // it should hear so, to refute.
   [[nodiscard]] bool ShouldHearItsEntry(const std::string& name) const;
-  // The suspicion timeout for large clusters.
-  [[nodiscard]] std::uint64_t SuspicionTimeoutMs() const;
-  [[nodiscard]] std::uint64_t incarnation() const { return incarnation_; }
-  [[nodiscard]] std::size_t pending_changes() const { return changes_.size(); }
   [[nodiscard]] std::uint64_t suspected() const { return suspected_; }
   [[nodiscard]] std::uint64_t refuted() const { return refuted_; }
 
@@ -219,6 +213,11 @@ class Membership {
   void FillEntry(wire::Member::Builder out, const std::string& name, const Member& m) const;
   // Suspects `name` (large clusters), unless already suspected or dead.
   void Suspect(const std::string& name, std::uint64_t now);
+  // Whether there are too many members for whole lists in every message
+  // (the regime the next UpdateStates takes).
+  [[nodiscard]] bool Large() const { return members_.size() > options_.members_per_message; }
+  // The suspicion timeout for large clusters.
+  [[nodiscard]] std::uint64_t SuspicionTimeoutMs() const;
   // How many messages carry a change (large clusters).
   [[nodiscard]] std::uint32_t RetransmitLimit() const;
   // Moves between the regimes when the member count crosses K.
