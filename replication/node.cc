@@ -27,6 +27,7 @@
 #include "replication/internal/log.h"
 #include "replication/internal/membership.h"
 #include "replication/internal/messages.h"
+#include "replication/internal/pruning.h"
 #include "replication/internal/read_every_field.h"
 #include "replication/internal/records.h"
 #include "replication/internal/verifier.h"
@@ -68,6 +69,9 @@ struct GossipExtras {
   std::uint64_t ack = 0;
   // Probe this member for us (large clusters): name, address, nonce.
   std::optional<std::tuple<std::string, std::string, std::uint64_t>> probe_for;
+  // Pruning of retired replica ids (the latest levels for a peer behind
+  // are attached without being asked).
+  std::optional<internal::PruneMessage> prune;
 
   static GossipExtras Probe(std::uint64_t nonce) {
     GossipExtras e;
@@ -84,13 +88,19 @@ struct GossipExtras {
     e.list = list;
     return e;
   }
+  static GossipExtras Prune(internal::PruneMessage message) {
+    GossipExtras e;
+    e.prune = std::move(message);
+    return e;
+  }
 };
 
 }  // namespace
 
 class Node::Impl final : public internal::DeltaIntervals::Host,
                          public internal::AntiEntropy::Host,
-                         public internal::LargeStates::Host {
+                         public internal::LargeStates::Host,
+                         public internal::Pruning::Host {
  public:
   explicit Impl(Node& node)
       : n_(node),
@@ -104,7 +114,9 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
         deltas_(node.options_, membership_, outbox_, node.clock_, stats_, large_, *this),
         ae_(node.options_, node.store_, node.tree_, membership_, outbox_, node.clock_, rng_, stats_,
             large_, *this),
-        verifier_(node.store_, node.tree_, stats_) {
+        verifier_(node.store_, node.tree_, stats_),
+        pruning_(node.options_, node.store_, *node.registry_, node.tree_, membership_, deltas_,
+                 stats_, log_, rng_, *this) {
     outbox_.set_oversized([this](const std::string& to, std::size_t bytes) {
       log_.Warn("replication: a message of " + std::to_string(bytes) + " bytes to " + to +
                 " passes max_message_bytes and was not sent (a bug: please report it)");
@@ -127,6 +139,8 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     CONVERGE_RETURN_IF_ERROR(
         internal::records::LoadTree(n_.store_, n_.tree_).WithContext("load digest index"));
     CONVERGE_RETURN_IF_ERROR(applier_.LoadOrigins().WithContext("load origin sequences"));
+    CONVERGE_RETURN_IF_ERROR(pruning_.Load(n_.self_.value()).WithContext("load pruning level"));
+    outbox_.set_prune_level(pruning_.level());
 
     // Dot safety across restarts: a data directory cannot tell whether it was
     // rolled back (restored from an older copy, possibly from before its
@@ -285,6 +299,10 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
         answered.emplace_back(&in, std::move(delta));
         continue;
       }
+      if (std::optional<std::string> stale = pruning_.StaleView(*delta, it->second)) {
+        answered.emplace_back(&in, Status(StatusCode::kFailedPrecondition, *stale));
+        continue;
+      }
       if (new_state.size() > n_.options_.max_key_bytes) {
         ++stats_.states_too_large;
         answered.emplace_back(
@@ -415,6 +433,8 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
       }
     }
     deltas_.Trim();
+    pruning_.Round(n_.self_.value());
+    levels_told_.clear();
     // The origin table keeps the members' current replicas only (once every
     // live one told us its own: a restarted node knows none at first).
     if (applier_.origins().size() > membership_.members().size() + 1) {
@@ -535,6 +555,11 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
       request.setAddress(std::get<1>(*extras.probe_for));
       request.setNonce(std::get<2>(*extras.probe_for));
     }
+    if (extras.prune) {
+      extras.prune->Fill(gossip.initPrune());
+    } else if (const std::optional<internal::PruneMessage> levels = pruning_.ForPeer(to.name)) {
+      levels->Fill(gossip.initPrune());
+    }
     // What we hold of the receiver's updates, so that it can learn it was
     // rolled back (only its current ReplicaId matters: a process never
     // issues under an earlier one). A receiver we do not know yet (a seed)
@@ -592,6 +617,18 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
               ? std::nullopt
               : std::optional(static_cast<std::int64_t>(msg.getWallMs() - n_.clock_.WallMs())));
       const auto body = msg.getBody();
+      // States and deltas are exchanged only between equal pruning levels.
+      const bool same_level = pruning_.Accepts(from, msg.getPruneLevel());
+      if (!same_level && body.which() != wire::Message::Body::GOSSIP &&
+          body.which() != wire::Message::Body::DELTA_ACK) {
+        ++stats_.messages_other_level;
+        // A peer behind hears of the levels it lacks at once (once a round).
+        if (msg.getPruneLevel() < pruning_.level() && levels_told_.insert(from).second) {
+          if (const std::optional<Endpoint> peer = membership_.EndpointOf(from)) SendGossip(*peer);
+        }
+        CheckStore();
+        return;
+      }
       switch (body.which()) {
         case wire::Message::Body::GOSSIP:
           OnGossip(from, generation, body.getGossip());
@@ -646,6 +683,9 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     }
     deltas_.OnGossip(from, generation);
     AnswerGossip(from, gossip);
+    if (gossip.hasPrune()) {
+      pruning_.OnMessage(from, internal::PruneMessage::Read(gossip.getPrune()), n_.self_.value());
+    }
     // Dot safety: a peer holding more of our updates than we do means our
     // history was rolled back. Retire this ReplicaId before issuing dots.
     for (const auto o : gossip.getOrigins()) {
@@ -700,6 +740,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
   // `name` is no longer a member: what the protocols kept of it goes.
   void Forgotten(const std::string& name) {
     ++stats_.members_forgotten;
+    pruning_.Forgotten(name);
     ae_.Forget(name);
     large_.Forget(name);
     storage::WriteBatch batch;
@@ -754,6 +795,11 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     internal::StateApplier::Options options;
     options.reference_ms = [this] { return ClusterWallMs(); };
     options.known_absent = [this](std::string_view key) { return ae_.KnownAbsent(key); };
+    options.refuse = [this](std::string_view delta, const std::optional<std::string>& state) {
+      if (!pruning_.Refuses(delta, state)) return false;
+      ++stats_.entries_refused_pruning;
+      return true;
+    };
     options.progress = std::move(progress);
     StatusOr<internal::Applied> applied = applier_.Apply(entries, options);
     if (!applied.ok()) return applied.status();
@@ -810,6 +856,22 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
   }
   bool NeedsAe(const std::string& peer) override { return deltas_.NeedsAe(peer); }
 
+  // Pruning::Host
+  void SendPrune(const std::string& to, const internal::PruneMessage& message) override {
+    if (const std::optional<Endpoint> endpoint = membership_.EndpointOf(to)) {
+      SendGossip(*endpoint, GossipExtras::Prune(message));
+    }
+  }
+  void Renamed() override {
+    outbox_.set_prune_level(pruning_.level());
+    // Sessions and pulls under way compared or carried states of the old
+    // level: they start again (a bootstrap's stream too, from where it is).
+    for (const auto& [name, m] : membership_.members()) {
+      ae_.Forget(name);
+      large_.Forget(name);
+    }
+  }
+
   // LargeStates::Host
   Status ApplyPulled(const std::string& from, std::string_view key,
                      std::string_view state) override {
@@ -836,6 +898,11 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     if (!running_) return Status(StatusCode::kUnavailable, "node is not running");
     codec::DecodeOptions options;
     CONVERGE_RETURN_IF_ERROR(n_.registry_->Validate(state, options).WithContext("state to merge"));
+    if (pruning_.NamesPruned(state)) {
+      return InvalidArgument(
+          "the state to merge names replica ids this cluster has pruned (it was read before a "
+          "pruning level; read it again)");
+    }
     const std::uint64_t before = n_.tree_.root();
     const internal::RemoteEntry entry{key, state, 0, 0};
     const Status applied = ApplyRemote("a repair", {&entry, 1}, Source::kMerge);
@@ -871,6 +938,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     s.members_suspected = membership_.suspected();
     s.suspicions_refuted = membership_.refuted();
     s.buffer_entries = deltas_.entries();
+    s.prune_level = pruning_.level();
     s.buffer_bytes = deltas_.bytes();
     return s;
   }
@@ -893,7 +961,9 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
   internal::DeltaIntervals deltas_;
   internal::AntiEntropy ae_;
   internal::Verifier verifier_;
-  std::uint64_t store_reopens_ = 0;  // the store's reopens() our tree reflects
+  internal::Pruning pruning_;
+  std::set<std::string> levels_told_;  // peers behind told of our levels this round
+  std::uint64_t store_reopens_ = 0;    // the store's reopens() our tree reflects
   bool running_ = false;
   // This process must continue under a new incarnation before it issues
   // its first dot (a store it did not create: see Start).

@@ -115,6 +115,16 @@ struct NodeOptions {
   // the peer; on the executor, at most 20 lines a minute. Empty: not logged
   // (the counters in NodeStats still count).
   std::function<void(const std::string& line)> log;
+  // Prune the replica ids of retired incarnations from version vectors
+  // (docs/replication.md, "Pruning retired replica ids"). Off: this node
+  // never proposes a pruning level (it still follows its peers' levels).
+  bool prune_retired_ids = true;
+  // For the simulator's oracle and tests: called when this node renames its
+  // states for a pruning level (docs/replication.md, "Pruning retired
+  // replica ids"), with the level's ids and each key's state before.
+  std::function<void(std::uint64_t level, const std::vector<std::uint64_t>& retired,
+                     std::string_view key, std::string_view state_before)>
+      on_prune_rename;
 };
 
 inline constexpr std::size_t kMaxMetadataBytes = 1024;
@@ -169,6 +179,20 @@ struct NodeStats {
   // reach it, or that it cannot answer in time).
   std::uint64_t members_suspected = 0;
   std::uint64_t suspicions_refuted = 0;
+  // Pruning of retired replica ids (docs/replication.md): this node's
+  // level; proposals it made as coordinator and those given up; levels it
+  // reached by renaming (it reported on them) or by stripping (it missed
+  // them: a restored copy, a forgotten member); messages with states from
+  // a peer at another level (not taken in: exchanged once levels agree);
+  // remote entries refused while a proposal was recorded (they would have
+  // raised what it had reported).
+  std::uint64_t prune_level = 0;
+  std::uint64_t prune_proposals = 0;
+  std::uint64_t prune_aborts = 0;
+  std::uint64_t prune_levels_renamed = 0;
+  std::uint64_t prune_levels_stripped = 0;
+  std::uint64_t messages_other_level = 0;
+  std::uint64_t entries_refused_pruning = 0;
   // Self-checking state: the digest tree and sequences read back after the
   // store reopened from a disk error; full verifications of the digest
   // index and tree against the states; what those found wrong and fixed

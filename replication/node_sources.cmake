@@ -9,5 +9,6 @@ set(CONVERGE_NODE_SOURCES
     internal/large_states.cc
     internal/membership.cc
     internal/messages.cc
+    internal/pruning.cc
     internal/records.cc
     internal/verifier.cc)

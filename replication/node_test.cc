@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "crdt/crdt.h"
+#include "crdt/relabel.h"
 #include "replication/internal/records.h"
 #include "replication/protocol.capnp.h"
 #include "replication/sim/sim_world.h"
@@ -110,6 +111,130 @@ TEST(NodeTest, OriginTablesKeepOnlyTheMembersCurrentReplicas) {
   StatusOr<Set> set = nodes[0].node->Read<Set>("set:k");
   ASSERT_TRUE(set.ok());
   EXPECT_EQ(set->size(), 11u) << "every life's write arrived";
+  for (auto& n : nodes) n.node->Stop();
+}
+
+// Issue 11: version vectors bounded under churn. Every life of a node that
+// writes adds a replica id to the keys it writes; pruning renames the dots
+// of retired ids onto the archive id once every member holds the same of
+// them, so a cart written by 20 incarnations names the members' ids and the
+// archive's only — and keeps every quantity (docs/replication.md, "Pruning
+// retired replica ids"). Without pruning (the same run with
+// prune_retired_ids off) the context names every incarnation.
+std::size_t NamedReplicas(const std::optional<Cart>& cart) {
+  return cart ? crdt::ReplicasOf(*cart).size() : 0;
+}
+
+std::optional<Cart> CartRunWithRestarts(bool prune, std::vector<std::uint64_t>* levels) {
+  sim::SimWorld world(67);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  std::vector<SimNode> nodes(3);
+  const auto tweak = [prune](NodeOptions& o) {
+    o.prune_retired_ids = prune;
+    o.min_replicas = 3;
+  };
+  for (int i = 0; i < 3; ++i) {
+    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
+                 static_cast<std::uint64_t>(i) + 670, tweak);
+  }
+  world.RunFor(1000);
+  const auto add = [&](int i, const std::string& sku) {
+    nodes[static_cast<std::size_t>(i)].node->Update<Cart>(
+        "cart:k",
+        [&](Cart& c, crdt::ReplicaId r) {
+          return c.Update(sku, [&](crdt::CausalCounter& q) { return q.Increment(r, 1); });
+        },
+        WriteConsistency::kLocal, [](StatusOr<Cart> d) { EXPECT_TRUE(d.ok()) << d.status(); });
+    world.RunFor(300);
+  };
+  for (int life = 0; life < 10; ++life) {  // n1 and n2 restart, each life writes
+    for (int i = 0; i < 3; ++i) add(i, "sku" + std::to_string(i));
+    for (const std::size_t i : {std::size_t{1}, std::size_t{2}}) {
+      nodes[i].node->Stop();
+      nodes[i].node.reset();
+      StartSimNode(world, nodes[i], static_cast<int>(i), registry, 0, tweak);
+    }
+    world.RunFor(1000);
+  }
+  world.RunFor(10'000);
+  std::optional<Cart> first;
+  for (SimNode& n : nodes) {
+    StatusOr<Cart> cart = n.node->Read<Cart>("cart:k");
+    EXPECT_TRUE(cart.ok());
+    if (!cart.ok()) return std::nullopt;
+    if (!first) first = *cart;
+    EXPECT_EQ(*cart, *first) << "the replicas did not converge";
+    if (levels != nullptr) levels->push_back(n.node->stats().prune_level);
+  }
+  for (auto& n : nodes) n.node->Stop();
+  return first;
+}
+
+TEST(NodeTest, RetiredReplicaIdsArePrunedAndTheCartKeepsEveryQuantity) {
+  std::vector<std::uint64_t> levels;
+  const std::optional<Cart> pruned = CartRunWithRestarts(true, &levels);
+  ASSERT_TRUE(pruned);
+  for (const std::string sku : {"sku0", "sku1", "sku2"}) {
+    ASSERT_TRUE(pruned->Get(sku)) << sku;
+    EXPECT_EQ(pruned->Get(sku)->Value(), 10u) << sku << ": an increment was lost or doubled";
+  }
+  // The three members' current ids and the archive's at most.
+  EXPECT_LE(NamedReplicas(pruned), 4u) << *pruned;
+  EXPECT_TRUE(pruned->context().Max(crdt::kArchiveReplica) > 0);
+  for (const std::uint64_t level : levels) {
+    EXPECT_GE(level, 1u);
+    EXPECT_EQ(level, levels.front()) << "the members' pruning levels differ";
+  }
+  const std::optional<Cart> kept = CartRunWithRestarts(false, nullptr);
+  ASSERT_TRUE(kept);
+  EXPECT_GE(NamedReplicas(kept), 21u) << "every incarnation that wrote: 1 + 2 x 10";
+  EXPECT_EQ(kept->Get("sku1")->Value(), 10u);
+}
+
+// A client's causal context read before a pruning level names ids the
+// cluster has renamed: a remove acting on it would remove nothing (the
+// line it saw carries other dots now), so it is refused, and the client
+// reads again. A context read at a level the node has not reached is
+// refused likewise.
+TEST(NodeTest, AClientContextReadBeforeAPruningLevelIsRefused) {
+  sim::SimWorld world(68);
+  auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
+  std::vector<SimNode> nodes(2);
+  const auto tweak = [](NodeOptions& o) { o.min_replicas = 2; };
+  for (int i = 0; i < 2; ++i) {
+    StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
+                 static_cast<std::uint64_t>(i) + 680, tweak);
+  }
+  world.RunFor(1000);
+  std::optional<Status> outcome;
+  const auto update = [&](std::size_t i, std::function<Cart(Cart&, crdt::ReplicaId)> f) {
+    outcome.reset();
+    nodes[i].node->Update<Cart>("cart:k", std::move(f), WriteConsistency::kLocal,
+                                [&](StatusOr<Cart> d) { outcome = d.status(); });
+    world.RunFor(300);
+    return outcome.value_or(Status(StatusCode::kInternal, "no outcome"));
+  };
+  ASSERT_TRUE(update(1, [](Cart& c, crdt::ReplicaId r) {
+                return c.Update("apple", [&](crdt::CausalCounter& q) { return q.Increment(r, 2); });
+              }).ok());
+  world.RunFor(1000);
+  const crdt::CausalContext seen = nodes[0].node->Read<Cart>("cart:k")->DotsOf("apple");
+  // n1 restarts and writes: its first id retires, and is pruned.
+  nodes[1].node->Stop();
+  nodes[1].node.reset();
+  StartSimNode(world, nodes[1], 1, registry, 0, tweak);
+  ASSERT_TRUE(update(1, [](Cart& c, crdt::ReplicaId r) {
+                return c.Update("pear", [&](crdt::CausalCounter& q) { return q.Increment(r, 1); });
+              }).ok());
+  world.RunFor(10'000);
+  ASSERT_GE(nodes[0].node->stats().prune_level, 1u);
+  const Status stale = update(0, [&](Cart& c, crdt::ReplicaId) { return c.Remove("apple", seen); });
+  EXPECT_EQ(stale.code(), StatusCode::kFailedPrecondition) << stale;
+  EXPECT_EQ(nodes[0].node->Read<Cart>("cart:k")->Get("apple")->Value(), 2u);
+  // Read again, remove: done.
+  const crdt::CausalContext fresh = nodes[0].node->Read<Cart>("cart:k")->DotsOf("apple");
+  EXPECT_TRUE(update(0, [&](Cart& c, crdt::ReplicaId) { return c.Remove("apple", fresh); }).ok());
+  EXPECT_FALSE(nodes[0].node->Read<Cart>("cart:k")->Get("apple"));
   for (auto& n : nodes) n.node->Stop();
 }
 

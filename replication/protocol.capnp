@@ -26,6 +26,8 @@ struct Message {
   wallMs @9 :UInt64;      # sender's wall clock (Unix ms) when it built the
                           # message; 0: not given. Receivers estimate the
                           # cluster's time from their peers' clocks.
+  pruneLevel @12 :UInt64; # the sender's pruning level (Prune): states and
+                          # deltas are exchanged only between equal levels
 }
 
 # --- Membership (every round, to a few random peers) ---------------------
@@ -98,6 +100,40 @@ struct Gossip {
   probe @4 :UInt64;           # nonzero: answer with a gossip message, ack = probe
   ack @5 :UInt64;             # answers a probe (or a ProbeRequest's nonce)
   probeFor @6 :ProbeRequest;  # set: probe this member for the sender
+  prune @7 :Prune;            # set: pruning of retired replica ids
+}
+
+# --- Pruning of retired replica ids (docs/replication.md) ---------------------
+# The coordinator (the lowest-named member) proposes to rename `retired` onto
+# the archive id as level `level`; every member reports its figures for them
+# (and stops taking in entries that would raise them); when all agree, the
+# coordinator commits, and the levels travel to members at a lower level.
+
+enum PruneKind {
+  prepare @0;
+  report @1;
+  commit @2;   # `tail` holds the latest levels
+  abort @3;
+}
+
+struct PruneLevel {
+  level @0 :UInt64;
+  nonce @1 :UInt64;
+  retired @2 :List(UInt64);
+}
+
+struct Prune {
+  kind @0 :PruneKind;
+  nonce @1 :UInt64;           # the proposal
+  level @2 :UInt64;           # the level it would make
+  retired @3 :List(UInt64);   # prepare: the ids, in renaming order
+  ok @4 :Bool;                # report: false = refused (busy, another level,
+                              # or one of the ids is the reporter's own)
+  summary @5 :UInt64;         # report: hash of the reporter's archive figures
+  members @6 :UInt64;         # report: hash of the reporter's member names
+  tail @7 :List(PruneLevel);  # commit
+  idSummaries @8 :List(UInt64);  # report: hash of its figures for each id
+                                 # of `retired` (all ones: its own id)
 }
 
 # --- Delta propagation (Almeida et al., delta intervals) -----------------

@@ -39,6 +39,12 @@ Status MemoryStore::Write(const WriteBatch& batch) {
   std::vector<std::pair<std::string, std::string>> joined;
   std::map<std::string, std::string, std::less<>> pending;
   for (const WriteBatch::Op& op : batch.ops()) {
+    if (op.replace) {
+      CONVERGE_RETURN_IF_ERROR(
+          registry_->Validate(op.delta).WithContext("state for key " + op.key));
+      pending[op.key] = op.delta;
+      continue;
+    }
     std::optional<std::string_view> base;
     if (const auto it = pending.find(op.key); it != pending.end()) {
       base = it->second;

@@ -39,6 +39,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "crdt/relabel.h"
+
 namespace converge::storage {
 namespace {
 
@@ -98,7 +100,9 @@ std::uint64_t RandomReplicaId() {
   std::random_device device;
   for (;;) {
     const std::uint64_t id = (std::uint64_t{device()} << 32) ^ device();
-    if (id != 0) return id;
+    // 0 is reserved by nothing, but a zero id looks like a missing one in
+    // records; the archive id (crdt/relabel.h) is never issued.
+    if (id != 0 && id != crdt::kArchiveReplica.value()) return id;
   }
 }
 
@@ -527,7 +531,8 @@ Status RocksStore::Write(const WriteBatch& batch) {
   return impl_->Use([&]() -> Status {
     rocksdb::WriteBatch rocks_batch;
     for (const WriteBatch::Op& op : batch.ops()) {
-      const rocksdb::Status s = rocks_batch.Merge(impl_->data, op.key, op.delta);
+      const rocksdb::Status s = op.replace ? rocks_batch.Put(impl_->data, op.key, op.delta)
+                                           : rocks_batch.Merge(impl_->data, op.key, op.delta);
       if (!s.ok()) return FromRocks(s, "batch");
     }
     for (const WriteBatch::AuxOp& op : batch.aux()) {

@@ -76,6 +76,10 @@ class WriteBatch {
   struct Op {
     std::string key;
     std::string delta;  // an encoded state (codec::Encode), joined into the key
+    // Replaces the key's state instead of joining into it: only for a
+    // renaming every replica does alike (pruning retired replica ids,
+    // crdt/relabel.h), never for an update.
+    bool replace = false;
   };
   struct AuxOp {
     std::string key;
@@ -84,6 +88,9 @@ class WriteBatch {
 
   void Merge(std::string key, std::string encoded_delta) {
     ops_.push_back(Op{std::move(key), std::move(encoded_delta)});
+  }
+  void Replace(std::string key, std::string encoded_state) {
+    ops_.push_back(Op{std::move(key), std::move(encoded_state), true});
   }
   void PutAux(std::string key, std::string value) {
     aux_.push_back(AuxOp{std::move(key), std::move(value)});

@@ -25,6 +25,7 @@
 #include "crdt/codec/codec.h"
 #include "crdt/codec/columns.h"
 #include "crdt/codec/status.h"
+#include "crdt/relabel.h"
 
 namespace converge::codec {
 
@@ -42,11 +43,27 @@ class TypeRegistry {
   // receiver checks against its clock (far-future writes are rejected).
   using TimestampFn = std::function<std::optional<crdt::HlcTimestamp>(std::string_view bytes)>;
 
+  // Pruning retired replica ids (crdt/relabel.h), on trusted encodings:
+  // the ids a state names; its figures for `ids` (what members compare
+  // before renaming); and the renaming (or stripping) of a key's state and
+  // of deltas of it, rewritten in place, with the plan of the state. To
+  // restore, `state` is the state before the renaming (left as it is) and
+  // `deltas` are states after it.
+  using ReplicasFn = std::function<StatusOr<std::vector<crdt::ReplicaId>>(std::string_view bytes)>;
+  using FiguresFn = std::function<StatusOr<std::vector<std::uint64_t>>(
+      std::string_view bytes, std::span<const crdt::ReplicaId> ids)>;
+  using RelabelFn =
+      std::function<Status(std::string& state, std::span<std::string> deltas,
+                           std::span<const crdt::ReplicaId> retired, crdt::RelabelMode mode)>;
+
   struct Entry {
     std::string descriptor;
     JoinFn join;
     ValidateFn validate;
     TimestampFn timestamp;  // empty for types without timestamps
+    ReplicasFn replicas;
+    FiguresFn figures;
+    RelabelFn relabel;
   };
 
   TypeRegistry() = default;
@@ -58,7 +75,13 @@ class TypeRegistry {
   template <class T>
   void Register() {
     const std::uint32_t id = TypeIdOf<T>();
-    Entry entry{TypeCodec<T>::Descriptor(), &JoinAs<T>, &ValidateAs<T>, {}};
+    Entry entry{TypeCodec<T>::Descriptor(),
+                &JoinAs<T>,
+                &ValidateAs<T>,
+                {},
+                &ReplicasAs<T>,
+                &FiguresAs<T>,
+                &RelabelAs<T>};
     if constexpr (requires(const T& t) { t.write()->timestamp; }) entry.timestamp = &TimestampAs<T>;
     const auto [it, fresh] = types_.emplace(id, std::move(entry));
     // Two descriptors with one 32-bit id would make encodings ambiguous.
@@ -170,6 +193,46 @@ class TypeRegistry {
     StatusOr<T> decoded = Decode<T>(bytes, options);
     if (!decoded.ok() || !decoded->write()) return std::nullopt;
     return decoded->write()->timestamp;
+  }
+
+  static DecodeOptions Trusted() {
+    DecodeOptions options;
+    options.trusted = true;
+    return options;
+  }
+
+  template <class T>
+  static StatusOr<std::vector<crdt::ReplicaId>> ReplicasAs(std::string_view bytes) {
+    StatusOr<T> decoded = Decode<T>(bytes, Trusted());
+    if (!decoded.ok()) return decoded.status();
+    return crdt::ReplicasOf(*decoded);
+  }
+
+  template <class T>
+  static StatusOr<std::vector<std::uint64_t>> FiguresAs(std::string_view bytes,
+                                                        std::span<const crdt::ReplicaId> ids) {
+    StatusOr<T> decoded = Decode<T>(bytes, Trusted());
+    if (!decoded.ok()) return decoded.status();
+    return crdt::RelabelFigures(*decoded, ids);
+  }
+
+  template <class T>
+  static Status RelabelAs(std::string& state, std::span<std::string> deltas,
+                          std::span<const crdt::ReplicaId> retired, crdt::RelabelMode mode) {
+    StatusOr<T> decoded = Decode<T>(state, Trusted());
+    if (!decoded.ok()) return decoded.status().WithContext("state");
+    const crdt::RelabelPlan plan = crdt::PlanRelabel(*decoded, retired, mode);
+    const bool restore = mode == crdt::RelabelMode::kRestore;
+    std::vector<std::string> renamed;
+    renamed.reserve(deltas.size());
+    for (const std::string& delta : deltas) {
+      StatusOr<T> d = Decode<T>(delta, Trusted());
+      if (!d.ok()) return d.status().WithContext("delta");
+      renamed.push_back(Encode(crdt::Relabel(*d, plan, /*state=*/restore)));
+    }
+    if (!restore) state = Encode(crdt::Relabel(*decoded, plan, /*state=*/true));
+    for (std::size_t i = 0; i < deltas.size(); ++i) deltas[i] = std::move(renamed[i]);
+    return Status::Ok();
   }
 
   template <class T>

@@ -57,6 +57,10 @@ StatusOr<Applied> StateApplier::Apply(std::span<const RemoteEntry> entries,
       k.before = std::move(state).value();
       k.now = k.before;
     }
+    if (options.refuse && options.refuse(e.delta, k.now)) {
+      out.refused.push_back(index);
+      continue;
+    }
     const std::string_view operand[] = {e.delta};
     StatusOr<std::string> joined = codec::TypeRegistry::JoinWith(
         **type, k.now ? std::optional<std::string_view>(*k.now) : std::nullopt, operand, decode);

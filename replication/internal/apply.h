@@ -74,6 +74,9 @@ class StateApplier {
     std::function<bool(std::string_view key)> known_absent;
     // An auxiliary write to commit with the changes, if there are any.
     std::optional<std::pair<std::string, std::string>> progress;
+    // Entries to refuse (not held, reported in Applied::refused) given our
+    // state of the key: pruning's, while a proposal is recorded.
+    std::function<bool(std::string_view delta, const std::optional<std::string>& state)> refuse;
   };
 
   // Joins `entries` into our states as one durable batch. Entries that do

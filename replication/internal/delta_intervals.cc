@@ -290,4 +290,29 @@ std::uint64_t DeltaIntervals::acked(const std::string& name) const {
   return it == peers_.end() ? 0 : it->second.acked;
 }
 
+Status DeltaIntervals::Rewrite(const RewriteFn& fn, const std::function<Status()>& then) {
+  std::map<std::string, std::vector<std::size_t>> by_key;
+  for (std::size_t i = 0; i < buffer_.size(); ++i) by_key[buffer_[i].key].push_back(i);
+  std::vector<std::pair<std::size_t, std::string>> rewritten;
+  rewritten.reserve(buffer_.size());
+  for (const auto& [key, indexes] : by_key) {
+    std::vector<std::string> deltas;
+    deltas.reserve(indexes.size());
+    for (const std::size_t i : indexes) deltas.push_back(buffer_[i].delta);
+    CONVERGE_RETURN_IF_ERROR(fn(key, deltas));
+    for (std::size_t j = 0; j < indexes.size(); ++j) {
+      rewritten.emplace_back(indexes[j], std::move(deltas[j]));
+    }
+  }
+  CONVERGE_RETURN_IF_ERROR(then());
+  for (auto& [i, delta] : rewritten) {
+    BufferEntry& e = buffer_[i];
+    buffer_bytes_ -= e.bytes;
+    e.delta = std::move(delta);
+    e.bytes = e.key.size() + e.delta.size() + 48;
+    buffer_bytes_ += e.bytes;
+  }
+  return Status::Ok();
+}
+
 }  // namespace converge::replication::internal

@@ -101,6 +101,13 @@ class DeltaIntervals {
   // count without it (the members left may now be enough).
   void Forget(const std::string& name);
 
+  // Rewrites the buffered deltas key by key (pruning renames them with the
+  // plan of the key's state): fn gets every buffered delta of one key, in
+  // place; `then` runs once fn succeeded for every key, before the buffer
+  // changes. All or nothing: when fn or `then` fails, the buffer is as it was.
+  using RewriteFn = std::function<Status(const std::string& key, std::span<std::string> deltas)>;
+  Status Rewrite(const RewriteFn& fn, const std::function<Status()>& then);
+
   // --- introspection ---
   [[nodiscard]] std::uint64_t acked(const std::string& name) const;
 

@@ -22,6 +22,7 @@ wire::Message::Builder Outbox::Header(capnp::MallocMessageBuilder& builder) cons
   msg.setCluster(options_.cluster);
   msg.setGeneration(membership_.generation());
   msg.setWallMs(clock_.WallMs());
+  msg.setPruneLevel(prune_level_);
   return msg;
 }
 

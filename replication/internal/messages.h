@@ -57,6 +57,9 @@ class Outbox {
   void set_oversized(std::function<void(const std::string& to, std::size_t bytes)> fn) {
     oversized_ = std::move(fn);
   }
+  // The pruning level every message carries (Message.pruneLevel).
+  void set_prune_level(std::uint64_t level) { prune_level_ = level; }
+
   // To a member by name; nothing when it is not a member.
   void SendToMember(const std::string& name, capnp::MallocMessageBuilder& builder,
                     Kind kind = Kind::kOther);
@@ -68,6 +71,7 @@ class Outbox {
   Clock& clock_;
   NodeStats& stats_;
   std::function<void(const std::string& to, std::size_t bytes)> oversized_;
+  std::uint64_t prune_level_ = 0;
 };
 
 }  // namespace converge::replication::internal

@@ -10,6 +10,7 @@ constexpr std::string_view kDigestPrefix = "d/";
 constexpr std::string_view kDigestEnd = "d0";  // just past every "d/..." key
 constexpr std::string_view kUpdateSeqKey = "u/seq";
 constexpr std::string_view kGenerationKey = "u/gen";
+constexpr std::string_view kPruneKey = "p/state";
 constexpr std::string_view kOriginPrefix = "o/";
 constexpr std::string_view kOriginEnd = "o0";
 constexpr std::string_view kMemberPrefix = "m/";
@@ -124,6 +125,104 @@ StatusOr<std::uint64_t> LoadGeneration(storage::Store& store) {
   StatusOr<std::optional<std::uint64_t>> generation = GetFixed64(store, kGenerationKey);
   if (!generation.ok()) return generation.status();
   return generation->value_or(0);
+}
+
+// --- pruning ---------------------------------------------------------------------------
+//
+// Fixed64 level, Fixed64 tail count, each level; Fixed64 1 and the pending
+// level and Fixed64 coordinator length and its bytes, or Fixed64 0. A level:
+// Fixed64 level, nonce, count, and the retired ids.
+
+namespace {
+
+void AppendLevel(std::string& out, const PruneLevelRecord& l) {
+  out += Fixed64(l.level);
+  out += Fixed64(l.nonce);
+  out += Fixed64(l.retired.size());
+  for (const std::uint64_t id : l.retired) out += Fixed64(id);
+}
+
+class Fixed64Reader {
+ public:
+  explicit Fixed64Reader(std::string_view bytes) : bytes_(bytes) {}
+  std::optional<std::uint64_t> Next() {
+    if (bytes_.size() < 8) return std::nullopt;
+    const std::optional<std::uint64_t> v = ReadFixed64(bytes_.substr(0, 8));
+    bytes_.remove_prefix(8);
+    return v;
+  }
+  std::optional<std::string> Bytes(std::uint64_t n) {
+    if (bytes_.size() < n) return std::nullopt;
+    std::string out(bytes_.substr(0, n));
+    bytes_.remove_prefix(n);
+    return out;
+  }
+  std::optional<PruneLevelRecord> Level() {
+    PruneLevelRecord l;
+    const auto level = Next();
+    const auto nonce = Next();
+    const auto count = Next();
+    if (!level || !nonce || !count || *count > bytes_.size() / 8) return std::nullopt;
+    l.level = *level;
+    l.nonce = *nonce;
+    for (std::uint64_t i = 0; i < *count; ++i) l.retired.push_back(*Next());
+    return l;
+  }
+  [[nodiscard]] bool done() const { return bytes_.empty(); }
+
+ private:
+  std::string_view bytes_;
+};
+
+}  // namespace
+
+void PutPrune(storage::WriteBatch& batch, const PruneRecord& record) {
+  std::string out = Fixed64(record.level);
+  out += Fixed64(record.tail.size());
+  for (const PruneLevelRecord& l : record.tail) AppendLevel(out, l);
+  out += Fixed64(record.pending ? 1 : 0);
+  if (record.pending) {
+    AppendLevel(out, *record.pending);
+    out += Fixed64(record.coordinator.size());
+    out += record.coordinator;
+  }
+  batch.PutAux(std::string(kPruneKey), std::move(out));
+}
+
+std::string_view PruneKey() { return kPruneKey; }
+
+StatusOr<PruneRecord> LoadPrune(storage::Store& store) {
+  StatusOr<std::optional<std::string>> bytes = store.GetAux(kPruneKey);
+  if (!bytes.ok()) return bytes.status();
+  if (!bytes->has_value()) return PruneRecord{};
+  return ParsePrune(**bytes);
+}
+
+StatusOr<PruneRecord> ParsePrune(std::string_view bytes) {
+  PruneRecord record;
+  Fixed64Reader in(bytes);
+  const auto corrupt = [] { return Corruption("malformed record p/state"); };
+  const auto level = in.Next();
+  const auto count = in.Next();
+  if (!level || !count) return corrupt();
+  record.level = *level;
+  for (std::uint64_t i = 0; i < *count; ++i) {
+    std::optional<PruneLevelRecord> l = in.Level();
+    if (!l) return corrupt();
+    record.tail.push_back(std::move(*l));
+  }
+  const auto pending = in.Next();
+  if (!pending) return corrupt();
+  if (*pending == 1) {
+    record.pending = in.Level();
+    const auto length = in.Next();
+    if (!record.pending || !length) return corrupt();
+    std::optional<std::string> name = in.Bytes(*length);
+    if (!name) return corrupt();
+    record.coordinator = std::move(*name);
+  }
+  if (!in.done()) return corrupt();
+  return record;
 }
 
 // --- origins -------------------------------------------------------------------------

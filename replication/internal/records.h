@@ -15,6 +15,8 @@
 //                                            a member an operator forgot
 //   x/<name>             -> Fixed64 gen, Fixed64 next
 //                                            where we are in a peer's delta buffer
+//   p/state              -> PruneRecord (Fixed64 fields, see records.cc)
+//                                            pruning of retired replica ids
 //
 // Fixed64 is little-endian; the BE parts of keys are big-endian so that keys
 // sort by leaf and by replica.
@@ -92,6 +94,26 @@ struct ForgottenRecord {
 void PutForgotten(storage::WriteBatch& batch, const ForgottenRecord& forgotten);
 void DeleteForgotten(storage::WriteBatch& batch, std::string_view name);
 StatusOr<std::vector<ForgottenRecord>> LoadForgotten(storage::Store& store);
+
+// --- pruning of retired replica ids (internal/pruning.h) ------------------------
+
+struct PruneLevelRecord {
+  std::uint64_t level = 0;
+  std::uint64_t nonce = 0;             // of the proposal that made it
+  std::vector<std::uint64_t> retired;  // renamed onto the archive, in this order
+  friend bool operator==(const PruneLevelRecord&, const PruneLevelRecord&) = default;
+};
+struct PruneRecord {
+  std::uint64_t level = 0;                  // the states' pruning level
+  std::vector<PruneLevelRecord> tail;       // the latest levels, oldest first
+  std::optional<PruneLevelRecord> pending;  // a proposal we reported on
+  std::string coordinator;                  // who proposed `pending`
+  friend bool operator==(const PruneRecord&, const PruneRecord&) = default;
+};
+void PutPrune(storage::WriteBatch& batch, const PruneRecord& record);
+StatusOr<PruneRecord> LoadPrune(storage::Store& store);  // level 0 when none
+StatusOr<PruneRecord> ParsePrune(std::string_view bytes);
+std::string_view PruneKey();
 
 // --- delta progress: where we are in each peer's delta buffer ---------------
 

@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -24,6 +25,7 @@
 
 #include "crdt/crdt.h"
 #include "replication/hash_tree.h"
+#include "replication/internal/records.h"
 #include "replication/sim/sim_world.h"
 #include "storage/memory_store.h"
 
@@ -362,6 +364,24 @@ class Simulation {
   // Marks the writes held by no store but node i's (and not by `kept`).
   void ExcuseLostWrites(int i, const storage::MemoryStore::Snapshot* kept);
   bool Holds(const std::optional<std::string>& state, const std::string& delta) const;
+  // The oracle's view through pruning: every renaming, recorded by the
+  // first node that renamed at each level (its states before), so that
+  // states and deltas of different levels can be compared.
+  struct Renaming {
+    std::vector<std::uint64_t> retired;
+    std::string before;
+  };
+  void RecordRenaming(const std::string& node, std::uint64_t level,
+                      const std::vector<std::uint64_t>& retired, std::string_view key,
+                      std::string_view before) const;
+  // `bytes` (a delta, or with restore a state) of `key` named as at level
+  // `from`, named as at level `to`.
+  std::string Translate(const std::string& key, std::string bytes, std::uint64_t from,
+                        std::uint64_t to) const;
+  static std::uint64_t LevelOf(storage::Store& store);
+  static std::uint64_t LevelOf(const storage::MemoryStore::Snapshot& snapshot);
+  // Whether a store's state holds a write's delta, at the store's level.
+  bool StoreHolds(storage::Store& store, const Write::Record& r) const;
   // A write acknowledged with majority/all: that many stores hold it now.
   void CheckHolders(std::size_t index);
   [[nodiscard]] bool AllEqual() const;
@@ -404,6 +424,15 @@ class Simulation {
     n.write_timeout_ms = 5'000;
     n.ae_session_timeout_ms = std::max<std::uint64_t>(1'000, o_.gossip_interval_ms * 10);
     n.hlc_max_offset_ms = o_.hlc_max_offset_ms;
+    n.prune_retired_ids = !o_.no_prune;
+    if (o_.trace != nullptr) {
+      n.log = [this, name = n.name](const std::string& line) { Trace(name + ": " + line); };
+    }
+    n.on_prune_rename = [this, name = n.name](std::uint64_t level,
+                                              const std::vector<std::uint64_t>& retired,
+                                              std::string_view key, std::string_view before) {
+      RecordRenaming(name, level, retired, key, before);
+    };
     n.seed = crdt::internal::Mix64(
         o_.seed * 1'000'003 + static_cast<std::uint64_t>(i) * 7919 +
         static_cast<std::uint64_t>(nodes_[static_cast<std::size_t>(i)].starts));
@@ -418,6 +447,8 @@ class Simulation {
   std::vector<SimNode> nodes_;
   std::set<std::string> forgetting_;  // replaced nodes the operator still has to forget
   std::vector<WriteRecordEntry> writes_;
+  mutable std::map<std::pair<std::string, std::uint64_t>, Renaming> renamings_;  // (key, level)
+  mutable std::map<std::uint64_t, std::string> renamed_by_;                      // level -> node
   std::map<std::pair<std::string, std::string>, int> cut_count_;
   std::uint64_t last_fault_ms_ = 0;
   SimulationReport report_;
@@ -562,6 +593,54 @@ bool Simulation::Holds(const std::optional<std::string>& state, const std::strin
   return joined.ok() && *joined == *state;
 }
 
+void Simulation::RecordRenaming(const std::string& node, std::uint64_t level,
+                                const std::vector<std::uint64_t>& retired, std::string_view key,
+                                std::string_view before) const {
+  const auto [it, fresh] = renamed_by_.emplace(level, node);
+  if (it->second != node) return;  // another node recorded this level
+  renamings_[{std::string(key), level}] = Renaming{retired, std::string(before)};
+}
+
+std::string Simulation::Translate(const std::string& key, std::string bytes, std::uint64_t from,
+                                  std::uint64_t to) const {
+  const auto step = [&](std::uint64_t level, crdt::RelabelMode mode) {
+    const auto it = renamings_.find({key, level});
+    if (it == renamings_.end()) return;
+    const StatusOr<const codec::TypeRegistry::Entry*> type = registry_->Lookup(bytes);
+    if (!type.ok()) return;
+    std::vector<crdt::ReplicaId> ids;
+    for (const std::uint64_t id : it->second.retired) ids.emplace_back(id);
+    std::string before = it->second.before;
+    std::string one[] = {bytes};
+    if ((*type)->relabel(before, one, ids, mode).ok()) bytes = std::move(one[0]);
+  };
+  for (std::uint64_t l = from; l > to; --l) step(l, crdt::RelabelMode::kRestore);
+  for (std::uint64_t l = from + 1; l <= to; ++l) step(l, crdt::RelabelMode::kRename);
+  return bytes;
+}
+
+std::uint64_t Simulation::LevelOf(storage::Store& store) {
+  const StatusOr<std::optional<std::string>> bytes =
+      store.GetAux(replication::internal::records::PruneKey());
+  if (!bytes.ok() || !bytes->has_value()) return 0;
+  const StatusOr<replication::internal::records::PruneRecord> r =
+      replication::internal::records::ParsePrune(**bytes);
+  return r.ok() ? r->level : 0;
+}
+
+std::uint64_t Simulation::LevelOf(const storage::MemoryStore::Snapshot& snapshot) {
+  const auto it = snapshot.aux.find(replication::internal::records::PruneKey());
+  if (it == snapshot.aux.end()) return 0;
+  const StatusOr<replication::internal::records::PruneRecord> r =
+      replication::internal::records::ParsePrune(it->second);
+  return r.ok() ? r->level : 0;
+}
+
+bool Simulation::StoreHolds(storage::Store& store, const Write::Record& r) const {
+  StatusOr<std::optional<std::string>> state = store.Get(r.key);
+  return state.ok() && Holds(*state, Translate(r.key, r.delta, r.level, LevelOf(store)));
+}
+
 void Simulation::ExcuseLostWrites(int i, const storage::MemoryStore::Snapshot* kept) {
   for (WriteRecordEntry& w : writes_) {
     if (w.excused || w.record->delta.empty()) continue;
@@ -569,12 +648,12 @@ void Simulation::ExcuseLostWrites(int i, const storage::MemoryStore::Snapshot* k
     bool held = false;
     if (kept != nullptr) {
       const auto it = kept->states.find(key);
-      held = it != kept->states.end() && Holds(it->second, w.record->delta);
+      held = it != kept->states.end() &&
+             Holds(it->second, Translate(key, w.record->delta, w.record->level, LevelOf(*kept)));
     }
     for (std::size_t j = 0; j < nodes_.size() && !held; ++j) {
       if (static_cast<int>(j) == i) continue;
-      StatusOr<std::optional<std::string>> state = nodes_[j].store->Get(key);
-      held = state.ok() && Holds(*state, w.record->delta);
+      held = StoreHolds(*nodes_[j].store, *w.record);
     }
     if (held) continue;
     w.excused = true;
@@ -593,8 +672,7 @@ void Simulation::CheckHolders(std::size_t index) {
   // may have acknowledged it before its replacement did too.
   std::size_t holders = 0;
   for (const SimNode& n : nodes_) {
-    StatusOr<std::optional<std::string>> state = n.store->Get(r.key);
-    if ((state.ok() && Holds(*state, r.delta)) || n.replaced_ms >= w.at_ms) ++holders;
+    if (StoreHolds(*n.store, r) || n.replaced_ms >= w.at_ms) ++holders;
     holders += static_cast<std::size_t>(
         std::count_if(n.members_lost_ms.begin(), n.members_lost_ms.end(),
                       [&](std::uint64_t lost_ms) { return lost_ms >= w.at_ms; }));
@@ -782,12 +860,34 @@ NodeStats Simulation::TotalStats() const {
 
 void Simulation::Check(SimulationReport& report) {
   const auto final_states = nodes_[0].store->TakeSnapshot().states;
+  const std::uint64_t final_level = LevelOf(*nodes_[0].store);
   report.keys = final_states.size();
-  const auto state_of = [&](const std::string& key) -> std::optional<std::string> {
-    const auto it = final_states.find(key);
-    if (it == final_states.end()) return std::nullopt;
+  // The converged state of a key named as at a write's pruning level, and
+  // other writes' deltas named alike: each check compares like with like.
+  std::map<std::pair<std::string, std::uint64_t>, std::optional<std::string>> states_at;
+  const auto state_of = [&](const std::string& key,
+                            std::uint64_t level) -> const std::optional<std::string>& {
+    const auto [it, fresh] = states_at.try_emplace({key, level});
+    if (fresh) {
+      if (const auto f = final_states.find(key); f != final_states.end()) {
+        it->second = Translate(key, f->second, final_level, level);
+      }
+    }
     return it->second;
   };
+  std::map<std::pair<std::size_t, std::uint64_t>, Write::Record> records_at;
+  const auto record_at = [&](std::size_t index, std::uint64_t level) -> const Write::Record* {
+    const Write::Record& r = *writes_[index].record;
+    if (r.level == level || r.delta.empty()) return &r;
+    const auto [it, fresh] = records_at.try_emplace({index, level});
+    if (fresh) {
+      it->second.key = r.key;
+      it->second.delta = Translate(r.key, r.delta, r.level, level);
+      it->second.level = level;
+    }
+    return &it->second;
+  };
+  std::deque<std::string> produced_bytes;
   std::map<std::string, std::vector<std::string_view>> produced;
   std::map<std::tuple<std::string, std::uint64_t, std::uint64_t>, std::size_t> dots;
   for (std::size_t k = 0; k < writes_.size(); ++k) {
@@ -795,7 +895,14 @@ void Simulation::Check(SimulationReport& report) {
     const Write::Record& r = *w.record;
     if (r.delta.empty()) continue;
     ++report.writes_issued;
-    produced[r.key].push_back(r.delta);
+    // Refused before anything was written (a stale client context, a key
+    // past its limits): the dots the mutator made were never issued.
+    if (r.done && (r.status.code() == StatusCode::kFailedPrecondition ||
+                   r.status.code() == StatusCode::kResourceExhausted)) {
+      continue;
+    }
+    produced_bytes.push_back(Translate(r.key, r.delta, r.level, 0));
+    produced[r.key].push_back(produced_bytes.back());
     const bool acked = r.done && r.status.ok();
     if (acked) ++report.writes_acked;
     for (const auto& [replica, counter] : r.new_dots) {
@@ -809,20 +916,23 @@ void Simulation::Check(SimulationReport& report) {
       }
     }
     if (acked && !w.excused && r.check) {
-      if (const std::optional<std::string> why = r.check(state_of(r.key))) {
+      if (const std::optional<std::string> why = r.check(state_of(r.key, r.level))) {
         report.violations.push_back("write " + std::to_string(k) + " to " + r.key + ": " + *why);
       }
     }
     if (acked && !w.excused && r.check_history) {
       std::vector<const Write::Record*> key_writes;
-      for (const WriteRecordEntry& other : writes_) {
-        if (other.record->key == r.key) key_writes.push_back(other.record.get());
+      for (std::size_t j = 0; j < writes_.size(); ++j) {
+        if (writes_[j].record->key == r.key) {
+          key_writes.push_back(j == k ? &r : record_at(j, r.level));
+        }
       }
-      if (const std::optional<std::string> why = r.check_history(state_of(r.key), key_writes)) {
+      if (const std::optional<std::string> why =
+              r.check_history(state_of(r.key, r.level), key_writes)) {
         report.violations.push_back("write " + std::to_string(k) + " to " + r.key + ": " + *why);
       }
     }
-    if (acked && !w.excused && !Holds(state_of(r.key), r.delta)) {
+    if (acked && !w.excused && !Holds(state_of(r.key, r.level), r.delta)) {
       ++report.acked_writes_lost;
       if (report.acked_writes_lost <= 5) {
         std::ostringstream v;
@@ -837,8 +947,10 @@ void Simulation::Check(SimulationReport& report) {
     report.violations.push_back("... " + std::to_string(report.acked_writes_lost - 5) +
                                 " more acknowledged writes missing");
   }
-  // Nothing invented: the final state is below the join of every delta.
-  for (const auto& [key, state] : final_states) {
+  // Nothing invented: the final state is below the join of every delta
+  // (both named as before any pruning).
+  for (const auto& [key, final_state] : final_states) {
+    const std::string state = Translate(key, final_state, final_level, 0);
     const auto it = produced.find(key);
     if (it == produced.end()) {
       report.violations.push_back("key " + key + " holds a state no write produced");
@@ -1046,6 +1158,13 @@ SimulationReport Simulation::Run() {
   for (const SimNode& n : nodes_) bytes += world_.bytes_sent(n.name);
   report.bytes_per_node = bytes / static_cast<std::uint64_t>(o_.nodes);
   report.frames_delivered = world_.frames_delivered();
+  report.frames_sent = world_.frames_sent();
+  if (report.frames_sent > 0) {
+    report.bytes_per_frame = world_.bytes_sent_total() / report.frames_sent;
+  }
+  for (const SimNode& n : nodes_) {
+    if (n.up()) report.prune_level = std::max(report.prune_level, n.node->stats().prune_level);
+  }
   world_.MixTrace(nodes_[0].up() ? nodes_[0].node->root_hash() : 0);
   world_.MixTrace(report.rounds);
   report.trace_hash = world_.trace_hash();
@@ -1160,6 +1279,10 @@ StatusOr<SimulationOptions> ParseReplayCommand(std::string_view line) {
   };
   for (std::size_t i = 1; i < words.size(); ++i) {
     const std::string_view flag = words[i];
+    if (flag == "--no-prune") {
+      o.no_prune = true;
+      continue;
+    }
     if (flag == "--reorder") {
       o.reorder = true;
       continue;
@@ -1183,6 +1306,7 @@ std::string ReplayCommand(const SimulationOptions& o) {
   if (o.loss != d.loss) out << " --loss " << o.loss;
   if (o.duplication != d.duplication) out << " --dup " << o.duplication;
   if (o.reorder) out << " --reorder";
+  if (o.no_prune) out << " --no-prune";
   if (o.partitions != d.partitions) out << " --partitions " << o.partitions;
   if (o.crashes != d.crashes) out << " --crashes " << o.crashes;
   if (o.wipes != d.wipes) out << " --wipes " << o.wipes;

@@ -58,6 +58,7 @@ struct SimulationOptions {
   double loss = 0.0;         // probability a frame is dropped
   double duplication = 0.0;  // probability a frame is delivered twice
   bool reorder = false;      // delays of 1-40 ms, so frames overtake each other
+  bool no_prune = false;     // NodeOptions::prune_retired_ids off (for comparison)
   // Fault episodes, at random times in the fault window.
   int partitions = 0;  // symmetric splits, one-way cuts or random link cuts,
                        // healed link by link in random order
@@ -117,6 +118,14 @@ struct SimulationReport {
   // half of the settling period: converged, no faults, no writes).
   std::uint64_t rest_bytes_per_node_round = 0;
   std::uint64_t frames_delivered = 0;
+  // Frames sent (delivered, lost, or to a node that was down) and their
+  // mean size: what the metadata in them costs, whatever the faults do to
+  // delivery (bytes_per_node / frames_delivered also grows when frames go
+  // to nodes that are down).
+  std::uint64_t frames_sent = 0;
+  std::uint64_t bytes_per_frame = 0;
+  // Pruning of retired replica ids: the highest level any node reached.
+  std::uint64_t prune_level = 0;
   std::uint64_t ae_keys_repaired = 0;
   std::uint64_t intervals_rejected = 0;
   // Metadata, for long lives: the largest frame any node sent; once settled,
@@ -142,6 +151,9 @@ struct Write {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> new_dots;
     bool done = false;
     Status status;
+    // The node's pruning level when the mutator ran: the naming of `delta`
+    // and `new_dots` (docs/replication.md, "Pruning retired replica ids").
+    std::uint64_t level = 0;
     // Called once the node answered (the simulation checks, at that moment,
     // that a majority/all write is held by as many stores as it claims).
     std::function<void()> on_done;
@@ -178,7 +190,8 @@ Write MakeWrite(std::string key, F mutate) {
     record->key = key;
     node.Update<T>(
         key,
-        [mutate, record](T& state, crdt::ReplicaId self) {
+        [mutate, record, &node](T& state, crdt::ReplicaId self) {
+          record->level = node.stats().prune_level;
           std::uint64_t before = 0;
           if constexpr (crdt::CausalCrdt<T>) before = state.context().Max(self);
           T delta = mutate(state, self);

@@ -45,6 +45,8 @@ void SimWorld::Unregister(const std::string& name, SimTransport* transport) {
 
 void SimWorld::Deliver(const std::string& from, const std::string& to, std::string frame) {
   bytes_sent_[from] += frame.size();
+  ++frames_sent_;
+  bytes_sent_total_ += frame.size();
   max_frame_sent_ = std::max<std::uint64_t>(max_frame_sent_, frame.size());
   if (IsCut(from, to)) return;
   std::uniform_real_distribution<double> coin(0.0, 1.0);

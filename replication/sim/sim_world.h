@@ -71,6 +71,8 @@ class SimWorld {
   // Bytes each node has sent (frames accepted by the network).
   [[nodiscard]] std::uint64_t bytes_sent(const std::string& node) const;
   [[nodiscard]] std::uint64_t frames_delivered() const { return frames_delivered_; }
+  [[nodiscard]] std::uint64_t frames_sent() const { return frames_sent_; }
+  [[nodiscard]] std::uint64_t bytes_sent_total() const { return bytes_sent_total_; }
   // The largest frame any node sent.
   [[nodiscard]] std::uint64_t max_frame_sent() const { return max_frame_sent_; }
   // A running hash of every delivery (time, from, to, frame): two runs with
@@ -104,6 +106,8 @@ class SimWorld {
   std::map<std::string, SimTransport*> endpoints_;
   std::map<std::string, std::uint64_t> bytes_sent_;
   std::uint64_t frames_delivered_ = 0;
+  std::uint64_t frames_sent_ = 0;
+  std::uint64_t bytes_sent_total_ = 0;
   std::uint64_t max_frame_sent_ = 0;
   std::uint64_t trace_hash_ = 0x84222325cbf29ce4ULL;
 };

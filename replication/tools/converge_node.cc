@@ -32,6 +32,8 @@
 //                                          locally as fast as the node takes
 //                                          them -> "ok N MS" (for benchmarks)
 //   keys                                   how many keys the store holds
+//   ids KEY                                how many replica ids KEY's state names
+//                                          (its version vector, or counter entries)
 //   quit                                   leave the cluster and exit
 //
 // SIGTERM, SIGINT and the end of stdin also leave gracefully: the node
@@ -88,6 +90,7 @@ struct Flags {
   std::uint64_t suspect_after_ms = 2'000;
   std::uint64_t dead_after_ms = 6'000;
   std::size_t members_per_message = NodeOptions{}.members_per_message;
+  bool no_prune = false;
   std::uint64_t write_timeout_ms = 5'000;
   int fanout = 3;
   std::size_t min_replicas = 0;
@@ -165,6 +168,7 @@ class NodeProcess {
     options.suspect_after_ms = flags_.suspect_after_ms;
     options.dead_after_ms = flags_.dead_after_ms;
     options.members_per_message = flags_.members_per_message;
+    options.prune_retired_ids = !flags_.no_prune;
     options.write_timeout_ms = flags_.write_timeout_ms;
     options.fanout = flags_.fanout;
     options.min_replicas = flags_.min_replicas;
@@ -285,6 +289,16 @@ class NodeProcess {
         return true;
       });
       return s.ok() ? std::to_string(keys) : Error(s);
+    }
+    if (command == "ids") {
+      if (!arity(1, 1)) return "error INVALID_ARGUMENT: usage: ids KEY";
+      StatusOr<std::optional<std::string>> state = store_.Get(words[1]);
+      if (!state.ok()) return Error(state.status());
+      if (!state->has_value()) return "0";
+      StatusOr<const codec::TypeRegistry::Entry*> type = registry_->Lookup(**state);
+      if (!type.ok()) return Error(type.status());
+      StatusOr<std::vector<crdt::ReplicaId>> ids = (*type)->replicas(**state);
+      return ids.ok() ? std::to_string(ids->size()) : Error(ids.status());
     }
     if (command == "addbig") {
       if (!arity(3, 3)) return "error INVALID_ARGUMENT: usage: addbig KEY COUNT BYTES";
@@ -415,8 +429,13 @@ class NodeProcess {
         << " entries_rejected=" << n.entries_rejected << " retirements=" << n.retirements
         << " members_forgotten=" << n.members_forgotten << " rejoined_as_new=" << n.rejoined_as_new
         << " members_suspected=" << n.members_suspected
-        << " suspicions_refuted=" << n.suspicions_refuted << " chunks_sent=" << n.chunks_sent
-        << " chunks_received=" << n.chunks_received
+        << " suspicions_refuted=" << n.suspicions_refuted << " prune_level=" << n.prune_level
+        << " prune_proposals=" << n.prune_proposals << " prune_aborts=" << n.prune_aborts
+        << " prune_levels_renamed=" << n.prune_levels_renamed
+        << " prune_levels_stripped=" << n.prune_levels_stripped
+        << " messages_other_level=" << n.messages_other_level
+        << " entries_refused_pruning=" << n.entries_refused_pruning
+        << " chunks_sent=" << n.chunks_sent << " chunks_received=" << n.chunks_received
         << " large_states_received=" << n.large_states_received
         << " states_too_large=" << n.states_too_large
         << " messages_oversized=" << n.messages_oversized << " store_reloads=" << n.store_reloads
@@ -583,6 +602,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"sync", "buffered"}));
   auto* tuning = "Tuning (tests)";
+  app.add_flag("--no-prune", flags.no_prune,
+               "never propose pruning retired replica ids from version vectors (this node still "
+               "follows its peers' pruning levels)")
+      ->group(tuning);
   app.add_option("--members-per-message", flags.members_per_message,
                  "member entries a gossip message carries; with more other members the node "
                  "gossips bounded changes and probes members (docs/replication.md)")

@@ -62,6 +62,9 @@ nlohmann::json ToJson(const SimulationOptions& o, const SimulationReport& r) {
   j["bytes_per_node"] = r.bytes_per_node;
   j["rest_bytes_per_node_round"] = r.rest_bytes_per_node_round;
   j["frames_delivered"] = r.frames_delivered;
+  j["frames_sent"] = r.frames_sent;
+  j["bytes_per_frame"] = r.bytes_per_frame;
+  j["prune_level"] = r.prune_level;
   j["ae_keys_repaired"] = r.ae_keys_repaired;
   j["intervals_rejected"] = r.intervals_rejected;
   j["events"] = r.events;
@@ -211,6 +214,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_flag("--reorder", o.reorder, "random delays of 1-40 ms, so frames overtake each other");
+  app.add_flag("--no-prune", o.no_prune,
+               "nodes never propose pruning levels (retired replica ids stay in version "
+               "vectors): for comparison");
   app.add_option("--partitions", o.partitions,
                  "partition episodes (splits, one-way cuts, link cuts; healed link by link)")
       ->capture_default_str()
@@ -316,6 +322,7 @@ int main(int argc, char** argv) {
                                                "--loss",
                                                "--dup",
                                                "--reorder",
+                                               "--no-prune",
                                                "--partitions",
                                                "--crashes",
                                                "--wipes",

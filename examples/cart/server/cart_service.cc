@@ -497,8 +497,10 @@ class CartService::Impl {
       response = Json(504, json{{"error", result->status().message()},
                                 {"durable", true},
                                 {"cart", json::parse(outcome->body, nullptr, false)}});
-    } else if (result->status().code() == StatusCode::kInvalidArgument) {
-      response = Error(409, result->status().message());  // counter overflow
+    } else if (result->status().code() == StatusCode::kInvalidArgument ||
+               result->status().code() == StatusCode::kFailedPrecondition) {
+      // A counter overflow; a client context read before a pruning level.
+      response = Error(409, result->status().message());
     } else if (result->status().code() == StatusCode::kUnavailable) {
       response = Error(503, result->status().message());
     } else {
