@@ -898,10 +898,11 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     if (!running_) return Status(StatusCode::kUnavailable, "node is not running");
     codec::DecodeOptions options;
     CONVERGE_RETURN_IF_ERROR(n_.registry_->Validate(state, options).WithContext("state to merge"));
-    if (pruning_.NamesPruned(state)) {
-      return InvalidArgument(
-          "the state to merge names replica ids this cluster has pruned (it was read before a "
-          "pruning level; read it again)");
+    // A state read at another pruning level names dots by other names.
+    StatusOr<std::optional<std::string>> ours = n_.store_.Get(key);
+    if (!ours.ok()) return ours.status();
+    if (std::optional<std::string> other = pruning_.StaleView(state, *ours)) {
+      return InvalidArgument("the state to merge was read at another pruning level: " + *other);
     }
     const std::uint64_t before = n_.tree_.root();
     const internal::RemoteEntry entry{key, state, 0, 0};

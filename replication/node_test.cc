@@ -219,6 +219,7 @@ TEST(NodeTest, AClientContextReadBeforeAPruningLevelIsRefused) {
               }).ok());
   world.RunFor(1000);
   const crdt::CausalContext seen = nodes[0].node->Read<Cart>("cart:k")->DotsOf("apple");
+  const std::string old_state = codec::Encode(*nodes[0].node->Read<Cart>("cart:k"));
   // n1 restarts and writes: its first id retires, and is pruned.
   nodes[1].node->Stop();
   nodes[1].node.reset();
@@ -231,6 +232,12 @@ TEST(NodeTest, AClientContextReadBeforeAPruningLevelIsRefused) {
   const Status stale = update(0, [&](Cart& c, crdt::ReplicaId) { return c.Remove("apple", seen); });
   EXPECT_EQ(stale.code(), StatusCode::kFailedPrecondition) << stale;
   EXPECT_EQ(nodes[0].node->Read<Cart>("cart:k")->Get("apple")->Value(), 2u);
+  // A repair with a state read before the level is refused too.
+  std::optional<StatusOr<bool>> merged;
+  nodes[0].node->Merge("cart:k", old_state, [&](StatusOr<bool> m) { merged = std::move(m); });
+  world.RunFor(100);
+  ASSERT_TRUE(merged.has_value());
+  EXPECT_EQ(merged->status().code(), StatusCode::kInvalidArgument) << merged->status();
   // Read again, remove: done.
   const crdt::CausalContext fresh = nodes[0].node->Read<Cart>("cart:k")->DotsOf("apple");
   EXPECT_TRUE(update(0, [&](Cart& c, crdt::ReplicaId) { return c.Remove("apple", fresh); }).ok());

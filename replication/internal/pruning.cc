@@ -561,14 +561,6 @@ std::optional<std::string> Pruning::StaleView(std::string_view delta,
   return std::nullopt;
 }
 
-bool Pruning::NamesPruned(std::string_view state) const {
-  if (record_.tail.empty()) return false;
-  StatusOr<const codec::TypeRegistry::Entry*> type = registry_.Lookup(state);
-  if (!type.ok()) return false;
-  StatusOr<std::vector<crdt::ReplicaId>> ids = (*type)->replicas(state);
-  return ids.ok() && InTail(*ids);
-}
-
 bool Pruning::InTail(const std::vector<crdt::ReplicaId>& ids) const {
   for (const records::PruneLevelRecord& l : record_.tail) {
     for (const crdt::ReplicaId id : ids) {

@@ -127,13 +127,12 @@ class Pruning {
   // encoding `delta`, our state `state`) would raise our figures for the
   // proposed ids, and so must be refused.
   [[nodiscard]] bool Refuses(std::string_view delta, const std::optional<std::string>& state) const;
-  // Why a local update's delta cannot be taken, if it cannot: it acted on a
-  // client's causal context read before a pruning level (it names a pruned
-  // id) or at a level this node has not reached (archive dots beyond ours).
+  // Why a local update's delta (or a state from outside: a repair) cannot
+  // be taken, if it cannot: it acted on a client's causal context read
+  // before a pruning level (it names a pruned id) or at a level this node
+  // has not reached (archive dots beyond ours).
   [[nodiscard]] std::optional<std::string> StaleView(std::string_view delta,
                                                      const std::optional<std::string>& state) const;
-  // Whether a state from outside (a repair) names an id of a recent level.
-  [[nodiscard]] bool NamesPruned(std::string_view state) const;
 
   // A member was forgotten: a proposal of its is given up.
   void Forgotten(const std::string& name);
