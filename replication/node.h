@@ -116,9 +116,11 @@ struct NodeOptions {
   // (the counters in NodeStats still count).
   std::function<void(const std::string& line)> log;
   // Prune the replica ids of retired incarnations from version vectors
-  // (docs/replication.md, "Pruning retired replica ids"). Off: this node
-  // never proposes a pruning level (it still follows its peers' levels).
-  bool prune_retired_ids = true;
+  // (docs/replication.md, "Pruning retired replica ids"). Off (the default
+  // for now: the long soak still finds failures with wiped and rolled-back
+  // stores): this node never proposes a pruning level (it still follows its
+  // peers' levels).
+  bool prune_retired_ids = false;
   // For the simulator's oracle and tests: called when this node renames its
   // states for a pruning level (docs/replication.md, "Pruning retired
   // replica ids"), with the level's ids and each key's state before.

@@ -200,7 +200,10 @@ TEST(NodeTest, AClientContextReadBeforeAPruningLevelIsRefused) {
   sim::SimWorld world(68);
   auto registry = std::make_shared<codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
   std::vector<SimNode> nodes(2);
-  const auto tweak = [](NodeOptions& o) { o.min_replicas = 2; };
+  const auto tweak = [](NodeOptions& o) {
+    o.min_replicas = 2;
+    o.prune_retired_ids = true;
+  };
   for (int i = 0; i < 2; ++i) {
     StartSimNode(world, nodes[static_cast<std::size_t>(i)], i, registry,
                  static_cast<std::uint64_t>(i) + 680, tweak);

@@ -424,7 +424,7 @@ class Simulation {
     n.write_timeout_ms = 5'000;
     n.ae_session_timeout_ms = std::max<std::uint64_t>(1'000, o_.gossip_interval_ms * 10);
     n.hlc_max_offset_ms = o_.hlc_max_offset_ms;
-    n.prune_retired_ids = !o_.no_prune;
+    n.prune_retired_ids = o_.prune;
     if (o_.trace != nullptr) {
       n.log = [this, name = n.name](const std::string& line) { Trace(name + ": " + line); };
     }
@@ -672,7 +672,13 @@ void Simulation::CheckHolders(std::size_t index) {
   // may have acknowledged it before its replacement did too.
   std::size_t holders = 0;
   for (const SimNode& n : nodes_) {
-    if (StoreHolds(*n.store, r) || n.replaced_ms >= w.at_ms) ++holders;
+    if (StoreHolds(*n.store, r) || n.replaced_ms >= w.at_ms) {
+      ++holders;
+    } else {
+      Trace("write " + std::to_string(index) + " is not held by " + n.name + " (level " +
+            std::to_string(LevelOf(*n.store)) + ", written at level " + std::to_string(r.level) +
+            ")");
+    }
     holders += static_cast<std::size_t>(
         std::count_if(n.members_lost_ms.begin(), n.members_lost_ms.end(),
                       [&](std::uint64_t lost_ms) { return lost_ms >= w.at_ms; }));
@@ -1279,8 +1285,8 @@ StatusOr<SimulationOptions> ParseReplayCommand(std::string_view line) {
   };
   for (std::size_t i = 1; i < words.size(); ++i) {
     const std::string_view flag = words[i];
-    if (flag == "--no-prune") {
-      o.no_prune = true;
+    if (flag == "--prune") {
+      o.prune = true;
       continue;
     }
     if (flag == "--reorder") {
@@ -1306,7 +1312,7 @@ std::string ReplayCommand(const SimulationOptions& o) {
   if (o.loss != d.loss) out << " --loss " << o.loss;
   if (o.duplication != d.duplication) out << " --dup " << o.duplication;
   if (o.reorder) out << " --reorder";
-  if (o.no_prune) out << " --no-prune";
+  if (o.prune) out << " --prune";
   if (o.partitions != d.partitions) out << " --partitions " << o.partitions;
   if (o.crashes != d.crashes) out << " --crashes " << o.crashes;
   if (o.wipes != d.wipes) out << " --wipes " << o.wipes;

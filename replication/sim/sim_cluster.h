@@ -58,7 +58,7 @@ struct SimulationOptions {
   double loss = 0.0;         // probability a frame is dropped
   double duplication = 0.0;  // probability a frame is delivered twice
   bool reorder = false;      // delays of 1-40 ms, so frames overtake each other
-  bool no_prune = false;     // NodeOptions::prune_retired_ids off (for comparison)
+  bool prune = false;        // NodeOptions::prune_retired_ids
   // Fault episodes, at random times in the fault window.
   int partitions = 0;  // symmetric splits, one-way cuts or random link cuts,
                        // healed link by link in random order

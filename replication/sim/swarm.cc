@@ -37,6 +37,7 @@ SimulationOptions SwarmMix::OptionsFor(std::uint64_t seed) const {
   o.workload = workload;
   o.replacements = replacements;
   o.members_per_message = members_per_message;
+  o.prune = prune;
   o.writes = 120;
   o.keys = 6;
   o.fault_window_ms = 12'000;

@@ -47,6 +47,7 @@ struct SwarmMix {
   int replacements = 0;
   // Below the node count: the large-cluster membership (SimulationOptions).
   std::size_t members_per_message = NodeOptions{}.members_per_message;
+  bool prune = false;  // NodeOptions::prune_retired_ids
 
   // The simulation of this mix for `seed`.
   [[nodiscard]] SimulationOptions OptionsFor(std::uint64_t seed) const;

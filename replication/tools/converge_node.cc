@@ -90,7 +90,7 @@ struct Flags {
   std::uint64_t suspect_after_ms = 2'000;
   std::uint64_t dead_after_ms = 6'000;
   std::size_t members_per_message = NodeOptions{}.members_per_message;
-  bool no_prune = false;
+  bool prune = false;
   std::uint64_t write_timeout_ms = 5'000;
   int fanout = 3;
   std::size_t min_replicas = 0;
@@ -168,7 +168,7 @@ class NodeProcess {
     options.suspect_after_ms = flags_.suspect_after_ms;
     options.dead_after_ms = flags_.dead_after_ms;
     options.members_per_message = flags_.members_per_message;
-    options.prune_retired_ids = !flags_.no_prune;
+    options.prune_retired_ids = flags_.prune;
     options.write_timeout_ms = flags_.write_timeout_ms;
     options.fanout = flags_.fanout;
     options.min_replicas = flags_.min_replicas;
@@ -602,9 +602,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"sync", "buffered"}));
   auto* tuning = "Tuning (tests)";
-  app.add_flag("--no-prune", flags.no_prune,
-               "never propose pruning retired replica ids from version vectors (this node still "
-               "follows its peers' pruning levels)")
+  app.add_flag("--prune", flags.prune,
+               "propose pruning retired replica ids from version vectors (docs/replication.md; "
+               "off: this node still follows its peers' pruning levels)")
       ->group(tuning);
   app.add_option("--members-per-message", flags.members_per_message,
                  "member entries a gossip message carries; with more other members the node "

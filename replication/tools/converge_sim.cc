@@ -214,9 +214,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_flag("--reorder", o.reorder, "random delays of 1-40 ms, so frames overtake each other");
-  app.add_flag("--no-prune", o.no_prune,
-               "nodes never propose pruning levels (retired replica ids stay in version "
-               "vectors): for comparison");
+  app.add_flag("--prune", o.prune,
+               "nodes prune retired replica ids from version vectors (NodeOptions::"
+               "prune_retired_ids; docs/replication.md)");
   app.add_option("--partitions", o.partitions,
                  "partition episodes (splits, one-way cuts, link cuts; healed link by link)")
       ->capture_default_str()
@@ -322,7 +322,7 @@ int main(int argc, char** argv) {
                                                "--loss",
                                                "--dup",
                                                "--reorder",
-                                               "--no-prune",
+                                               "--prune",
                                                "--partitions",
                                                "--crashes",
                                                "--wipes",

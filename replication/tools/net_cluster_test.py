@@ -233,7 +233,7 @@ class Node:
                 if flag in self.h.optional_flags:
                     continue  # e.g. --join-wait-ms, gone from newer binaries
                 raise Failure(f"converge-node does not support {flag} (see its --help)")
-            cmd += [flag, str(value)]
+            cmd += [flag] if value is None else [flag, str(value)]  # None: a switch
         return cmd
 
     def start(self, timeout: float = 20.0) -> None:
@@ -1729,7 +1729,7 @@ def scenario_prune(h: Harness) -> None:
     # same keys in every life (a set and a counter); once the members agree,
     # the retired ids are renamed onto the archive id: every key names the
     # members' current ids and the archive's, and nothing written is lost.
-    nodes = three_nodes(h, flags={"--min-replicas": 3})
+    nodes = three_nodes(h, flags={"--min-replicas": 3, "--prune": None})
     n1, n2, n3 = nodes
     expected = set()
     for life in range(8):
