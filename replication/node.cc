@@ -299,7 +299,8 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
         answered.emplace_back(&in, std::move(delta));
         continue;
       }
-      if (std::optional<std::string> stale = pruning_.StaleView(*delta, it->second)) {
+      if (std::optional<std::string> stale =
+              pruning_.Active() ? pruning_.StaleView(*delta, it->second) : std::nullopt) {
         answered.emplace_back(&in, Status(StatusCode::kFailedPrecondition, *stale));
         continue;
       }

@@ -86,6 +86,7 @@ Status Pruning::Persist() {
 
 bool Pruning::Accepts(const std::string& from, std::uint64_t level) {
   peer_levels_[from] = level;
+  peers_past_zero_ = peers_past_zero_ || level > 0;
   if (level == record_.level) return true;
   ++stats_.messages_other_level;
   return false;

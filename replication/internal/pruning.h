@@ -112,6 +112,9 @@ class Pruning {
   // Reads the level and a recorded proposal back; `self` is our current id.
   Status Load(std::uint64_t self);
   [[nodiscard]] std::uint64_t level() const { return record_.level; }
+  // Whether this node or a peer it heard from is past level 0: until then
+  // no client context can name renamed dots (StaleView has nothing to find).
+  [[nodiscard]] bool Active() const { return record_.level > 0 || peers_past_zero_; }
 
   // A message from `from` carried `level`: whether its states and deltas
   // may be taken in (equal levels).
@@ -194,6 +197,7 @@ class Pruning {
   std::vector<std::uint64_t> frozen_;
   std::optional<PruneMessage> last_report_;  // ours, on the recorded proposal
   std::map<std::string, std::uint64_t> peer_levels_;
+  bool peers_past_zero_ = false;
   std::uint64_t rounds_ = 0;
   // The first proposal of a process comes a few rounds after its start
   // (once it has heard from its peers).
