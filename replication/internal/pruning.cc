@@ -232,7 +232,9 @@ void Pruning::Round(std::uint64_t self) {
   // a lost commit or abort must not leave it waiting for good.
   if (record_.pending && record_.coordinator != options_.name &&
       rounds_ % kAskAgainEveryRounds == 0) {
-    if (!last_report_) last_report_ = MakeReport(self);  // after a restart
+    if (!last_report_ || last_report_->nonce != record_.pending->nonce) {
+      last_report_ = MakeReport(self);  // after a restart
+    }
     if (last_report_) host_.SendPrune(record_.coordinator, *last_report_);
   }
   if (proposal_) {
@@ -289,13 +291,17 @@ void Pruning::Resume(std::uint64_t self) {
   p.level = pending.level;
   p.retired = pending.retired;
   p.summaries = std::move(summaries).value();
+  Launch(std::move(p));
+}
+
+void Pruning::Launch(Proposal p) {
   p.members = MembersHash();
   p.started_round = rounds_;
-  proposal_ = std::move(p);
   const PruneMessage prepare =
-      PruneMessage::Of(wire::PruneKind::PREPARE, pending.nonce, pending.level, pending.retired);
+      PruneMessage::Of(wire::PruneKind::PREPARE, p.nonce, p.level, p.retired);
+  proposal_ = std::move(p);
   for (const std::string& name : Others()) host_.SendPrune(name, prepare);
-  Decide();
+  Decide();  // a cluster of one decides at once
 }
 
 void Pruning::Propose(std::uint64_t self) {
@@ -330,20 +336,14 @@ void Pruning::Propose(std::uint64_t self) {
     return;
   }
   p.summaries = std::move(summaries).value();
-  p.members = MembersHash();
-  p.started_round = rounds_;
   record_.pending = records::PruneLevelRecord{p.level, p.nonce, p.retired};
   record_.coordinator = options_.name;
   if (Status s = Persist(); !s.ok()) {
     record_.pending.reset();
     return;
   }
-  const PruneMessage prepare =
-      PruneMessage::Of(wire::PruneKind::PREPARE, p.nonce, p.level, p.retired);
-  proposal_ = std::move(p);
   ++stats_.prune_proposals;
-  for (const std::string& name : Others()) host_.SendPrune(name, prepare);
-  Decide();  // a cluster of one decides at once
+  Launch(std::move(p));
 }
 
 void Pruning::Decide() {

@@ -173,6 +173,8 @@ class Pruning {
   StatusOr<std::vector<std::uint64_t>> Candidates(std::uint64_t self) const;
   void Propose(std::uint64_t self);
   void Resume(std::uint64_t self);
+  // Sends a proposal's prepare to every member and waits for their reports.
+  void Launch(Proposal p);
   void Decide();
   void Abort(const std::string& why);
   // Renames (or strips) `level`'s ids in every state and buffered delta and

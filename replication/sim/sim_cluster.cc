@@ -674,7 +674,7 @@ void Simulation::CheckHolders(std::size_t index) {
   for (const SimNode& n : nodes_) {
     if (StoreHolds(*n.store, r) || n.replaced_ms >= w.at_ms) {
       ++holders;
-    } else {
+    } else if (o_.trace != nullptr) {
       Trace("write " + std::to_string(index) + " is not held by " + n.name + " (level " +
             std::to_string(LevelOf(*n.store)) + ", written at level " + std::to_string(r.level) +
             ")");
