@@ -682,7 +682,12 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
       }
       return;
     }
-    deltas_.OnGossip(from, generation);
+    if (deltas_.OnGossip(from, generation)) {
+      // A new process: a session with its predecessor (killed mid-way) would
+      // never be answered, and would keep us from the session it needs for
+      // the whole session timeout (an "all" write waiting on it timed out).
+      ae_.Forget(from);
+    }
     AnswerGossip(from, gossip);
     if (gossip.hasPrune()) {
       pruning_.OnMessage(from, internal::PruneMessage::Read(gossip.getPrune()), n_.self_.value());

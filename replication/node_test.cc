@@ -816,6 +816,24 @@ TEST(NodeTest, ARestartedNodeIsAliveToItsPeersAfterEveryRestart) {
   }
 }
 
+// tcp.prune under ASan: b was killed while a's anti-entropy session with it
+// was under way, and a waited the whole session timeout (5 s) for answers
+// from the dead process before it compared trees with the new one; an "all"
+// write that needed that session (b's progress record was behind) timed out.
+TEST(NodeTest, ASessionWithAProcessThatDiedEndsWhenItsSuccessorIsHeard) {
+  Pair p;
+  p.world.RunFor(1'000);
+  p.world.Cut("b", "a");  // a's session with b is never answered
+  p.world.RunFor(300);
+  const std::uint64_t before = p.node[0]->stats().ae_sessions;
+  p.Crash(1);
+  p.world.Restore("b", "a");
+  p.Start(1);
+  p.world.RunFor(500);
+  EXPECT_GT(p.node[0]->stats().ae_sessions, before)
+      << "a waited for the dead process's answers before a session with the new one";
+}
+
 // A node that lost its directory knows no member; it must not acknowledge an
 // "all" write until it has learned them and they confirmed it.
 TEST(NodeTest, AnAllWriteOnANodeThatKnowsNoMemberYetWaitsForThem) {

@@ -188,14 +188,14 @@ void DeltaIntervals::OnAck(const std::string& from, wire::DeltaAck::Reader ack) 
   Confirm(from, peer.acked);
 }
 
-void DeltaIntervals::OnGossip(const std::string& from, std::uint64_t generation) {
+bool DeltaIntervals::OnGossip(const std::string& from, std::uint64_t generation) {
   Peer& peer = peers_[from];
-  if (peer.their_generation != generation) {
-    peer.their_generation = generation;
-    peer.expected = 1;
-    peer.refused.clear();
-    peer.needs_ae = true;
-  }
+  if (peer.their_generation == generation) return false;
+  peer.their_generation = generation;
+  peer.expected = 1;
+  peer.refused.clear();
+  peer.needs_ae = true;
+  return true;
 }
 
 // --- anti-entropy's part -------------------------------------------------------------

@@ -83,7 +83,8 @@ class DeltaIntervals {
   void OnAck(const std::string& from, wire::DeltaAck::Reader ack);
   // A gossip message from `from`'s process `generation`: a new process
   // restarts its buffer, and its state may have been lost or rolled back.
-  void OnGossip(const std::string& from, std::uint64_t generation);
+  // True if it is a process we had not heard from.
+  bool OnGossip(const std::string& from, std::uint64_t generation);
 
   // --- anti-entropy's part ---
   [[nodiscard]] bool NeedsAe(const std::string& name) { return peers_[name].needs_ae; }
