@@ -179,6 +179,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     ae_.set_bootstrap(n_.tree_.root() == 0);
     membership_.Restore(std::move(known).value(), std::move(forgotten).value(), n_.clock_.NowMs());
     running_ = true;
+    started_ms_ = n_.clock_.NowMs();
     n_.transport_.Start([this](const std::string& from, std::string frame) {
       if (running_) OnFrame(from, std::move(frame));
     });
@@ -197,7 +198,9 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     if (!running_) return;
     running_ = false;
     n_.clock_.Cancel(round_timer_);
+    n_.clock_.Cancel(hold_timer_);
     n_.transport_.Stop();
+    Drain();  // writes held (HoldingWrites) learn that the node stopped
     // Writes waiting for confirmations are durable here; they learn that the
     // confirmations will not come (every `done` runs exactly once).
     deltas_.FailWaits(Status(StatusCode::kUnavailable,
@@ -245,7 +248,33 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
     if (schedule) n_.clock_.Post([this] { Drain(); });
   }
 
+  // The swarm's rolled_back seed 1056 with pruning: a node restarted from an
+  // old copy of its directory is at the pruning level of that copy. A write
+  // it made before hearing that its peers had gone past it named ids they
+  // had renamed; catching up, it stripped them (it had not reported at that
+  // level), and with them what the write removed — an acknowledged write,
+  // partly lost. So a restarted node that prunes makes its first update
+  // only after it heard a peer at its level or below (it catches up on
+  // the first gossip from one ahead), or after suspect_after_ms without
+  // one (a partition: availability first, the risk stays; docs/replication.md).
+  bool HoldingWrites() const {
+    return running_ && retire_before_first_dot_ &&
+           (n_.options_.prune_retired_ids || pruning_.level() > 0) &&
+           !membership_.members().empty() && !pruning_.HeardAPeerNotAhead() &&
+           n_.clock_.NowMs() - started_ms_ < n_.options_.suspect_after_ms;
+  }
+
   void Drain() {
+    if (HoldingWrites()) {
+      if (hold_timer_ == 0) {
+        hold_timer_ = n_.clock_.Schedule(
+            std::max<std::uint64_t>(1, n_.options_.gossip_interval_ms / 4), [this] {
+              hold_timer_ = 0;
+              Drain();
+            });
+      }
+      return;  // drain_scheduled_ stays set: Enqueue leaves the rest to us
+    }
     std::vector<Incoming> group;
     {
       std::lock_guard lock(incoming_mu_);
@@ -797,7 +826,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
   // refused for their timestamp, or rejected (logged and counted).
   Status ApplyRemote(const std::string& from, std::span<const internal::RemoteEntry> entries,
                      Source source, std::vector<std::size_t>* refused = nullptr,
-                     std::optional<std::pair<std::string, std::string>> progress = {}) {
+                     decltype(internal::StateApplier::Options::progress) progress = {}) {
     internal::StateApplier::Options options;
     options.reference_ms = [this] { return ClusterWallMs(); };
     options.known_absent = [this](std::string_view key) { return ae_.KnownAbsent(key); };
@@ -848,7 +877,7 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
   // DeltaIntervals::Host
   Status ApplyInterval(const std::string& from, std::span<const internal::RemoteEntry> entries,
                        std::vector<std::size_t>* refused,
-                       std::pair<std::string, std::string> progress) override {
+                       decltype(internal::StateApplier::Options::progress) progress) override {
     return ApplyRemote(from, entries, Source::kInterval, refused, std::move(progress));
   }
 
@@ -976,6 +1005,8 @@ class Node::Impl final : public internal::DeltaIntervals::Host,
   // its first dot (a store it did not create: see Start).
   bool retire_before_first_dot_ = false;
   Clock::TimerId round_timer_ = 0;
+  Clock::TimerId hold_timer_ = 0;  // HoldingWrites: Drain again
+  std::uint64_t started_ms_ = 0;
   std::mutex incoming_mu_;
   std::vector<Incoming> incoming_;  // guarded by incoming_mu_
   bool drain_scheduled_ = false;    // guarded by incoming_mu_

@@ -611,26 +611,42 @@ struct Cluster {
       std::make_shared<const codec::TypeRegistry>(codec::TypeRegistry::WithBuiltins());
   std::vector<SimNode> nodes;
 
-  Cluster(const std::vector<std::int64_t>& wall_offsets_ms, NodeOptions base = {}) {
-    constexpr std::uint64_t kEpochMs = 1'700'000'000'000ULL;
+  std::vector<std::int64_t> offsets;
+  NodeOptions base;
+
+  Cluster(const std::vector<std::int64_t>& wall_offsets_ms, NodeOptions base_options = {})
+      : offsets(wall_offsets_ms), base(std::move(base_options)) {
     nodes.resize(wall_offsets_ms.size());
     for (std::size_t i = 0; i < nodes.size(); ++i) {
-      std::string name = "n";  // appended: g++ 12 -O3 warns falsely (-Wrestrict) on "n" + string
-      name += std::to_string(i);
-      SimNode& n = nodes[i];
-      n.store = std::make_unique<storage::MemoryStore>(registry, crdt::ReplicaId{i + 300});
-      n.clock = std::make_unique<sim::SimClock>(
-          world,
-          static_cast<std::uint64_t>(static_cast<std::int64_t>(kEpochMs) + wall_offsets_ms[i]));
-      n.transport = std::make_unique<sim::SimTransport>(world, name);
-      NodeOptions options = base;
-      options.name = options.address = name;
-      options.seeds = {"n0"};
-      options.seed = i + 1;
-      n.node = std::make_unique<Node>(options, *n.store, *n.transport, *n.clock, registry);
-      EXPECT_TRUE(n.node->Start().ok());
+      nodes[i].store = std::make_unique<storage::MemoryStore>(registry, crdt::ReplicaId{i + 300});
+      Start(i);
     }
     world.RunFor(2'000);
+  }
+
+  // Starts node i on its store (kept across Restart).
+  void Start(std::size_t i) {
+    constexpr std::uint64_t kEpochMs = 1'700'000'000'000ULL;
+    std::string name = "n";  // appended: g++ 12 -O3 warns falsely (-Wrestrict) on "n" + string
+    name += std::to_string(i);
+    SimNode& n = nodes[i];
+    n.clock = std::make_unique<sim::SimClock>(
+        world, static_cast<std::uint64_t>(static_cast<std::int64_t>(kEpochMs) + offsets[i]));
+    n.transport = std::make_unique<sim::SimTransport>(world, name);
+    NodeOptions options = base;
+    options.name = options.address = name;
+    options.seeds = {"n0"};
+    options.seed = i + 1;
+    n.node = std::make_unique<Node>(options, *n.store, *n.transport, *n.clock, registry);
+    EXPECT_TRUE(n.node->Start().ok());
+  }
+
+  void Restart(std::size_t i) {
+    nodes[i].node->Stop();
+    nodes[i].node.reset();
+    nodes[i].transport.reset();
+    nodes[i].clock.reset();
+    Start(i);
   }
 
   // A last-writer-wins write of `value` on node i; its outcome.
@@ -724,6 +740,41 @@ TEST(NodeTest, MinReplicasCountsMembersNobodyRemembers) {
   base.min_replicas = 0;
   Cluster forgetful({0, 0}, base);
   EXPECT_TRUE(forgetful.Assign(0, "lww:d", "y", WriteConsistency::kAll).ok());
+}
+
+// The swarm's rolled_back seed 1650 with pruning: a peer refused an entry,
+// its acknowledgement saying so was lost, and the progress it committed with
+// a later entry went past the refused one; its next process skipped the
+// entry when it came again and acknowledged it as held — an "all" write was
+// confirmed by a replica that did not hold it.
+TEST(NodeTest, AnEntryAPeerRefusedIsNotConfirmedByItsNextProcess) {
+  using Lww = crdt::LwwRegister<std::string>;
+  NodeOptions base;
+  base.hlc_max_offset_ms = 60'000;
+  base.write_timeout_ms = 3'000;
+  Cluster c({0, -2 * kHourMs}, base);  // n1 refuses n0's timestamps
+  c.world.Cut("n1", "n0");             // and its acknowledgements are lost
+  Node& n0 = *c.nodes[0].node;
+  std::optional<Status> all;
+  n0.Update<Lww>(
+      "lww:e", [&](Lww& r, crdt::ReplicaId self) { return r.Assign(self, n0.Now(), "x"); },
+      WriteConsistency::kAll, [&](StatusOr<Lww> d) { all = d.status(); });
+  c.world.RunFor(300);
+  n0.Update<Cart>(
+      "cart:e",
+      [](Cart& cart, crdt::ReplicaId r) {
+        return cart.Update("fig", [&](crdt::CausalCounter& q) { return q.Increment(r, 1); });
+      },
+      WriteConsistency::kLocal, [](StatusOr<Cart>) {});
+  c.world.RunFor(300);
+  ASSERT_GT(c.nodes[1].node->stats().timestamps_rejected, 0u);
+  ASSERT_EQ(c.nodes[1].node->Read<Cart>("cart:e")->size(), 1u) << "n1 did not take the later entry";
+  c.Restart(1);
+  c.world.Restore("n1", "n0");
+  c.world.RunFor(4'000);
+  ASSERT_TRUE(all.has_value());
+  EXPECT_EQ(all->code(), StatusCode::kDeadlineExceeded) << *all;
+  EXPECT_FALSE(c.Value(1, "lww:e").has_value());
 }
 
 // Writes waiting for confirmations hear of a stop instead of never.

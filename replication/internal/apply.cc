@@ -100,7 +100,10 @@ StatusOr<Applied> StateApplier::Apply(std::span<const RemoteEntry> entries,
     if (seq > (held == origins_.end() ? 0 : held->second)) records::PutOrigin(batch, origin, seq);
   }
   if (options.progress && !batch.empty()) {
-    batch.PutAux(options.progress->first, options.progress->second);
+    std::vector<std::size_t> not_held = out.refused;
+    for (const Applied::Rejection& r : out.rejected) not_held.push_back(r.index);
+    auto [key, value] = options.progress(not_held);
+    batch.PutAux(std::move(key), std::move(value));
   }
   batch.set_trusted(true);  // every delta was decoded and joined above
   if (!batch.empty()) CONVERGE_RETURN_IF_ERROR(store_.Write(batch));

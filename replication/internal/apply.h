@@ -72,8 +72,10 @@ class StateApplier {
     std::function<std::uint64_t()> reference_ms;
     // Keys known not to be in the store (nothing to read): a bootstrap's.
     std::function<bool(std::string_view key)> known_absent;
-    // An auxiliary write to commit with the changes, if there are any.
-    std::optional<std::pair<std::string, std::string>> progress;
+    // An auxiliary write to commit with the changes, if there are any,
+    // given the indexes of the entries not held (refused or rejected).
+    std::function<std::pair<std::string, std::string>(const std::vector<std::size_t>& not_held)>
+        progress;
     // Entries to refuse (not held, reported in Applied::refused) given our
     // state of the key: pruning's, while a proposal is recorded.
     std::function<bool(std::string_view delta, const std::optional<std::string>& state)> refuse;

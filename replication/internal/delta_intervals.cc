@@ -132,9 +132,22 @@ void DeltaIntervals::OnDeltas(const std::string& from, std::uint64_t generation,
   }
   std::vector<std::size_t> refused;
   const std::uint64_t expected = std::max(peer.expected, interval.getTo() + 1);
-  if (Status s = host_.ApplyInterval(from, entries, &refused,
-                                     records::ProgressEntry({from, generation, expected}));
-      !s.ok()) {
+  // The progress that commits with the entries stops at the first entry we
+  // do not hold (refused, rejected or pulled), of this interval or listed
+  // from an earlier one: the list lives in memory only, and a new process
+  // of ours must be sent those entries again and answer for them rather
+  // than acknowledge them as held (the swarm's rolled_back seed 1650 with
+  // pruning: an "all" write was confirmed by a restarted peer that had
+  // refused it).
+  std::uint64_t first_not_held = expected;
+  for (const auto& [seq, at] : peer.refused) first_not_held = std::min(first_not_held, seq);
+  for (const std::uint64_t seq : pulled) first_not_held = std::min(first_not_held, seq);
+  const auto progress = [&](const std::vector<std::size_t>& not_held) {
+    std::uint64_t up_to = first_not_held;
+    for (const std::size_t i : not_held) up_to = std::min(up_to, seqs[i]);
+    return records::ProgressEntry({from, generation, up_to});
+  };
+  if (Status s = host_.ApplyInterval(from, entries, &refused, progress); !s.ok()) {
     return;  // not acknowledged: sent again
   }
   peer.expected = expected;

@@ -40,11 +40,11 @@ class DeltaIntervals {
     // Joins a received interval's entries (and forwards what changed);
     // `refused` receives the indexes of the entries not applied (a
     // timestamp too far ahead, or an entry that does not decode or join);
-    // `progress` commits with the changes. Not ok: nothing applied (the
-    // interval is not acknowledged and comes again).
+    // `progress` (StateApplier::Options) commits with the changes. Not ok:
+    // nothing applied (the interval is not acknowledged and comes again).
     virtual Status ApplyInterval(const std::string& from, std::span<const RemoteEntry> entries,
                                  std::vector<std::size_t>* refused,
-                                 std::pair<std::string, std::string> progress) = 0;
+                                 decltype(StateApplier::Options::progress) progress) = 0;
   };
 
   DeltaIntervals(const NodeOptions& options, const Membership& membership, Outbox& outbox,

@@ -27,6 +27,7 @@
 #ifndef CONVERGE_REPLICATION_INTERNAL_PRUNING_H_
 #define CONVERGE_REPLICATION_INTERNAL_PRUNING_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -115,6 +116,11 @@ class Pruning {
   // Whether this node or a peer it heard from is past level 0: until then
   // no client context can name renamed dots (StaleView has nothing to find).
   [[nodiscard]] bool Active() const { return record_.level > 0 || peers_past_zero_; }
+  // Whether a peer was heard at our level or below: we are not behind it.
+  [[nodiscard]] bool HeardAPeerNotAhead() const {
+    return std::any_of(peer_levels_.begin(), peer_levels_.end(),
+                       [&](const auto& p) { return p.second <= record_.level; });
+  }
 
   // A message from `from` carried `level`: whether its states and deltas
   // may be taken in (equal levels).

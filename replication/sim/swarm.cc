@@ -154,7 +154,9 @@ SwarmResult RunSwarm(const SwarmOptions& options) {
       const std::uint64_t offset = k / mixes.size();
       const std::uint64_t seed = options.seed_base + offset;
       const SwarmMix& mix = *mixes[m];
-      SimulationReport report = RunSimulation(mix.OptionsFor(seed));
+      SimulationOptions run = mix.OptionsFor(seed);
+      run.prune = run.prune || options.prune;
+      SimulationReport report = RunSimulation(run);
 
       const std::lock_guard lock(mu);
       SwarmMixSummary& s = result.mixes[m];

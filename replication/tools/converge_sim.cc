@@ -105,6 +105,7 @@ struct SwarmFlags {
   std::uint64_t seed_base = 0;
   std::vector<std::string> mixes;
   int threads = 0;
+  bool prune = false;
 };
 
 int RunSwarm(const SwarmFlags& flags, bool json) {
@@ -121,11 +122,13 @@ int RunSwarm(const SwarmFlags& flags, bool json) {
                         ? flags.threads
                         : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   options.mixes = flags.mixes;
+  options.prune = flags.prune;
   if (!json) {
     std::cout << "converge-sim --swarm: seed base " << options.seed_base << ", ";
     if (options.seeds_per_mix > 0) std::cout << options.seeds_per_mix << " seeds per mix, ";
     if (options.budget_ms > 0) std::cout << "budget " << flags.budget_s << " s, ";
-    std::cout << options.threads << " threads" << std::endl;
+    std::cout << options.threads << " threads" << (options.prune ? ", pruning on" : "")
+              << std::endl;
     options.on_failure = [](const sim::SwarmFailure& f) {
       std::cout << "FAILED mix " << f.mix << " seed " << f.seed << ": "
                 << (f.report.violations.empty() ? "" : f.report.violations.front())
@@ -216,7 +219,7 @@ int main(int argc, char** argv) {
   app.add_flag("--reorder", o.reorder, "random delays of 1-40 ms, so frames overtake each other");
   app.add_flag("--prune", o.prune,
                "nodes prune retired replica ids from version vectors (NodeOptions::"
-               "prune_retired_ids; docs/replication.md)");
+               "prune_retired_ids; docs/replication.md); with --swarm: in every run");
   app.add_option("--partitions", o.partitions,
                  "partition episodes (splits, one-way cuts, link cuts; healed link by link)")
       ->capture_default_str()
@@ -322,7 +325,6 @@ int main(int argc, char** argv) {
                                                "--loss",
                                                "--dup",
                                                "--reorder",
-                                               "--prune",
                                                "--partitions",
                                                "--crashes",
                                                "--wipes",
@@ -364,6 +366,7 @@ int main(int argc, char** argv) {
       std::cerr << "converge-sim: --trace applies to one run (replay a failing seed with it)\n";
       return 2;
     }
+    swarm.prune = o.prune;
     return RunSwarm(swarm, json);
   }
   if (trace) o.trace = &std::cerr;

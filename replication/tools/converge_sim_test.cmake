@@ -112,6 +112,12 @@ string(JSON b GET "${again}" mixes 1 writes_acked)
 if(NOT a EQUAL b)
   message(FATAL_ERROR "the same seed range gave different figures: ${a} / ${b}")
 endif()
+# --prune with --swarm: every run prunes (the soak with pruning on).
+execute_process(COMMAND "${SIM}" --swarm --prune --seed-base 5 --seeds-per-mix 1 --mix crashes
+                OUTPUT_VARIABLE pruned RESULT_VARIABLE status)
+if(NOT status EQUAL 0 OR NOT pruned MATCHES "pruning on")
+  message(FATAL_ERROR "converge-sim --swarm --prune (exit ${status}): ${pruned}")
+endif()
 # A budget alone: fresh seeds, the base printed.
 execute_process(COMMAND "${SIM}" --swarm --budget-s 1 --mix clean OUTPUT_VARIABLE timed
                 RESULT_VARIABLE status)
