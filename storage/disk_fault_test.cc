@@ -270,11 +270,16 @@ TEST(DiskFaultTmpfsTest, FullDiskFailsWritesAndRecoversWhenSpaceIsFreed) {
   // partial table file, and the store reopens after a disk error, so a few
   // writes may fit again in the room that gave back; those are acknowledged
   // only once durable, like any other, and the ledger checks them at the end.
-  // What must not happen is a full disk that keeps taking writes.
+  // What must not happen is a full disk that keeps taking writes. How many
+  // fit depends on where the disk filled: a WAL append that fails gives back
+  // nothing, a failed flush its partial table file, up to a write buffer's
+  // worth (256 KiB; about 7,000 of these writes fill one). CI, stop 20: the
+  // flush failed, more than 2,000 writes fitted, and the old bound of 1,000
+  // failed the run.
   const std::uint64_t acked_at_full = ledger.acked_writes();
   int consecutive_failures = 0;
   int failed_while_full = 0;
-  for (int i = 0; i < 2000 && consecutive_failures < 5; ++i) {
+  for (int i = 0; i < 30'000 && consecutive_failures < 5; ++i) {
     if (workload.Step(store, emit).ok()) {
       consecutive_failures = 0;
     } else {
@@ -284,7 +289,7 @@ TEST(DiskFaultTmpfsTest, FullDiskFailsWritesAndRecoversWhenSpaceIsFreed) {
   }
   EXPECT_EQ(consecutive_failures, 5) << "a full disk kept taking writes";
   const std::uint64_t acked_in_freed_room = ledger.acked_writes() - acked_at_full;
-  EXPECT_LT(acked_in_freed_room, 1000u) << "a full disk kept taking writes";
+  EXPECT_LT(acked_in_freed_room, 15'000u) << "a full disk kept taking writes";
 
   std::filesystem::remove(mnt + "/filler");
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
