@@ -96,7 +96,7 @@ struct SwarmOptions {
   std::uint64_t budget_ms = 0;
   int threads = 1;
   std::vector<std::string> mixes;  // names; empty: every mix
-  bool prune = false;  // every run prunes retired replica ids (as SwarmMix::prune)
+  bool prune = false;              // every run prunes retired replica ids (as SwarmMix::prune)
   std::function<void(const SwarmFailure&)> on_failure;
   // Called after each run (for progress).
   std::function<void(const std::string& mix, std::uint64_t seed, const SimulationReport&)> on_run;
